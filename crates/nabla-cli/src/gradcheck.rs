@@ -1,0 +1,79 @@
+//! `nabla gradcheck`: backprop against central differences, per layer, in f64.
+
+use std::process::ExitCode;
+
+use nabla::{Error, Network, Result, gradient_check, randomize_biases};
+use serde_json::json;
+
+use crate::args::GradcheckArgs;
+use crate::model::{matrices, prepare};
+
+/// Checks the gradients of the model on the first `--batch-size` samples.
+pub fn run(args: &GradcheckArgs) -> Result<ExitCode> {
+    if !(args.epsilon > 0.0 && args.epsilon.is_finite()) {
+        return Err(Error::invalid(
+            "--epsilon",
+            format!("{}; give a small positive step like 1e-5", args.epsilon),
+        ));
+    }
+    let p = prepare(&args.model)?;
+    let rows = args.batch_size.clamp(1, p.dataset.len());
+    // Evenly spaced samples, so that every class of an ordered data set is represented.
+    let picks: Vec<usize> = (0..rows).map(|i| i * p.dataset.len() / rows).collect();
+    let sample = p.dataset.select(&picks);
+    let (x, y) = matrices::<f64>(&sample, p.arch.outputs())?;
+    let mut net = Network::new(p.backend, p.arch.clone(), args.model.init, args.model.seed)?;
+    randomize_biases(&mut net, 0.1, args.model.seed)?;
+    let report = gradient_check(&mut net, &x, &y, args.epsilon)?;
+    let passed = report.max_rel_error < args.tolerance;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "backend": nabla::Backend::<f64>::name(net.backend()),
+                "dataset": p.dataset.name,
+                "layers": p.arch.sizes,
+                "activations": p.arch.activations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "loss": p.arch.loss.to_string(),
+                "samples": rows,
+                "epsilon": report.epsilon,
+                "parameters": report.parameters,
+                "per_layer": report.layers,
+                "max_rel_error": report.max_rel_error,
+                "tolerance": args.tolerance,
+                "passed": passed,
+            })
+        );
+    } else {
+        println!(
+            "gradient check: {:?} {} → {}, loss {}, {} samples, ε = {:e}",
+            p.arch.sizes,
+            args.model.activation,
+            p.arch.output_activation(),
+            p.arch.loss,
+            rows,
+            report.epsilon
+        );
+        println!(
+            "{:>5}  {:>14}  {:>14}  {:>14}",
+            "layer", "rel err ∂W", "rel err ∂b", "max abs err"
+        );
+        for l in &report.layers {
+            println!(
+                "{:>5}  {:>14.3e}  {:>14.3e}  {:>14.3e}",
+                l.layer, l.weight_rel_error, l.bias_rel_error, l.max_abs_error
+            );
+        }
+        println!(
+            "max relative error {:.3e} ({} the tolerance {:e})",
+            report.max_rel_error,
+            if passed { "within" } else { "ABOVE" },
+            args.tolerance
+        );
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

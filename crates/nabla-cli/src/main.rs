@@ -1,0 +1,43 @@
+//! `nabla`: train networks, check gradients, list backends.
+//!
+//! Exit codes: 0 success, 1 a failure while running (a non-finite loss, a backend error, a
+//! gradient check above its tolerance), 2 a bad flag or value.
+
+mod args;
+mod backends;
+mod gradcheck;
+mod model;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let command = match Cli::parse().command {
+        Some(c) => c,
+        None => match Cli::parse_from(["nabla", "train"]).command {
+            Some(c) => c,
+            None => return ExitCode::from(2),
+        },
+    };
+    let result = match command {
+        Command::Train(a) => train::run(&a),
+        Command::Gradcheck(a) => gradcheck::run(&a),
+        Command::Backends(a) => backends::run(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                nabla::Error::Invalid { .. } | nabla::Error::Unavailable { .. } => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The [`Backend`] trait: the dense operations backpropagation is made of.
+//!
+//! Layout: matrices are row-major with **one row per sample**. A layer's weights `W` have shape
+//! `(out, in)` (PyTorch's `nn.Linear` layout) and its bias `b` has `out` entries, so a batch of
+//! `n` inputs `A` (`n × in`) gives `Z = A Wᵀ ⊕ b` (`n × out`).
+//!
+//! Buffers are owned by the caller and may be longer than an operation needs: every operation
+//! reads and writes the *first* `rows·cols` (or `len`) elements. A network sizes its workspace
+//! for its largest batch and runs smaller batches in the same buffers.
+
+use std::fmt;
+
+use crate::activation::Activation;
+use crate::element::Element;
+use crate::error::Result;
+use crate::loss::Loss;
+use crate::update::Update;
+
+/// Whether a GEMM operand is used as stored or transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trans {
+    /// Use the operand as stored.
+    No,
+    /// Use the operand's transpose (no copy is made).
+    Yes,
+}
+
+/// The shape of `C ← α·op(A)·op(B) + β·C`: `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`.
+/// `A` is stored `m × k` (or `k × m` when transposed), `B` `k × n` (or `n × k`), all row-major.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Gemm {
+    pub ta: Trans,
+    pub tb: Trans,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl Gemm {
+    /// The stored shape `(rows, cols)` of `A`.
+    pub fn a_dims(&self) -> Dims {
+        match self.ta {
+            Trans::No => Dims::new(self.m, self.k),
+            Trans::Yes => Dims::new(self.k, self.m),
+        }
+    }
+
+    /// The stored shape `(rows, cols)` of `B`.
+    pub fn b_dims(&self) -> Dims {
+        match self.tb {
+            Trans::No => Dims::new(self.k, self.n),
+            Trans::Yes => Dims::new(self.n, self.k),
+        }
+    }
+
+    /// The shape of `C`.
+    pub fn c_dims(&self) -> Dims {
+        Dims::new(self.m, self.n)
+    }
+
+    /// Floating-point operations of one product: `2mnk`.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+}
+
+/// The shape of a row-major matrix: `rows` samples of `cols` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dims {
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Dims {
+    /// `rows × cols`.
+    pub const fn new(rows: usize, cols: usize) -> Dims {
+        Dims { rows, cols }
+    }
+
+    /// The number of elements, `rows · cols`.
+    pub const fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Whether the matrix has no elements.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Dims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}×{}", self.rows, self.cols)
+    }
+}
+
+/// The dense operations of backpropagation, on buffers that live where the backend computes.
+///
+/// The driver ([`crate::Network`]) is written once against this trait. A backend implements it
+/// for `f32` and `f64`. Operations write into caller-owned buffers and validate their sizes,
+/// returning [`crate::Error::Shape`] rather than panicking.
+pub trait Backend<E: Element>: Send + Sync {
+    /// A buffer of `E` resident on the backend's device.
+    type Buf: Send + Sync;
+
+    /// A short name, e.g. `openblas` or `cuda:0`.
+    fn name(&self) -> String;
+
+    /// A zero-filled buffer of `len` elements.
+    fn alloc(&self, len: usize) -> Result<Self::Buf>;
+
+    /// The number of elements `buf` holds.
+    fn len(&self, buf: &Self::Buf) -> usize;
+
+    /// Copies host data into the first `host.len()` elements of `buf`.
+    fn write(&self, host: &[E], buf: &mut Self::Buf) -> Result<()>;
+
+    /// Copies the first `host.len()` elements of `buf` to the host.
+    fn download(&self, buf: &Self::Buf, host: &mut [E]) -> Result<()>;
+
+    /// A new buffer holding a copy of `host`.
+    fn upload(&self, host: &[E]) -> Result<Self::Buf> {
+        let mut buf = self.alloc(host.len())?;
+        self.write(host, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Waits until all queued work is done (a no-op on synchronous backends).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// `C ← α·op(A)·op(B) + β·C` (row-major; transposes are never copied).
+    fn gemm(
+        &self,
+        s: Gemm,
+        alpha: E,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        beta: E,
+        c: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// Copy: `dst ← src` over `len` elements.
+    fn copy(&self, len: usize, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()> {
+        self.activate(Activation::Identity, Dims::new(1, len), src, dst)
+    }
+
+    /// Hadamard product in place: `y ← x ⊙ y` over `len` elements.
+    fn hadamard(&self, len: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+
+    /// Scaled add: `y ← α x + y` over `len` elements.
+    fn axpy(&self, len: usize, alpha: E, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+
+    /// Bias broadcast: `z[r, c] ← z[r, c] + b[c]` for every row `r`.
+    fn bias_add(&self, d: Dims, bias: &Self::Buf, z: &mut Self::Buf) -> Result<()>;
+
+    /// Activation: `a ← σ(z)` (softmax row by row).
+    fn activate(&self, f: Activation, d: Dims, z: &Self::Buf, a: &mut Self::Buf) -> Result<()>;
+
+    /// Forward step of a layer after its GEMM: `z ← z ⊕ b`, then `a ← σ(z)`.
+    /// Backends override this to do both in one pass.
+    fn bias_add_activate(
+        &self,
+        f: Activation,
+        d: Dims,
+        bias: &Self::Buf,
+        z: &mut Self::Buf,
+        a: &mut Self::Buf,
+    ) -> Result<()> {
+        self.bias_add(d, bias, z)?;
+        self.activate(f, d, z, a)
+    }
+
+    /// Activation derivative fused with the Hadamard product, in place:
+    /// `δ ← δ ⊙ σ'(z)` (for softmax, the row-wise Jacobian product `δ ← a ⊙ (δ − δ·a)`).
+    /// Both `z` and `a = σ(z)` are given, so no derivative is guessed from the output alone.
+    fn activate_grad(
+        &self,
+        f: Activation,
+        d: Dims,
+        z: &Self::Buf,
+        a: &Self::Buf,
+        delta: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// Bias gradient: `out[c] ← Σ_r x[r, c]` (`∂C/∂b = Σ_samples δ`).
+    fn sum_rows(&self, d: Dims, x: &Self::Buf, out: &mut Self::Buf) -> Result<()>;
+
+    /// Loss and output error of a batch. `out` holds the logits `zᴸ` for the fused losses
+    /// (`bce`, `softmax-ce`) and the activations `aᴸ` otherwise; `grad` receives `δᴸ` for the
+    /// fused losses and `∇ₐC` otherwise (see [`crate::loss`]). `stats[0]` receives the batch's
+    /// mean loss and `stats[1]` the number of correct predictions (argmax for several outputs,
+    /// threshold for one, per element for `bce`). Only these two scalars ever need to leave
+    /// the device during training.
+    fn loss(
+        &self,
+        l: Loss,
+        d: Dims,
+        out: &Self::Buf,
+        target: &Self::Buf,
+        grad: &mut Self::Buf,
+        stats: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// One optimizer step on one parameter tensor of `len` elements: `w ← rule(w, g, state)`.
+    /// `state` holds [`crate::Rule::state_count`] buffers of `len` elements.
+    fn update(
+        &self,
+        u: &Update,
+        len: usize,
+        w: &mut Self::Buf,
+        g: &Self::Buf,
+        state: &mut [&mut Self::Buf],
+    ) -> Result<()>;
+
+    /// Inverted-dropout mask: `mask[i] ← 0` with probability `rate`, else `1/(1 − rate)`,
+    /// drawn from [`crate::dropout::keep`]`(seed, i)` so every backend draws the same mask.
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut Self::Buf) -> Result<()>;
+}
+
+/// Lends the (at most two) buffers of `state` to `f` as a slice of references, the form
+/// [`Backend::update`] takes, without allocating.
+pub fn with_state_refs<Buf, T>(
+    state: &mut [Buf],
+    f: impl FnOnce(&mut [&mut Buf]) -> Result<T>,
+) -> Result<T> {
+    match state {
+        [] => f(&mut []),
+        [a] => f(&mut [a]),
+        [a, b] => f(&mut [a, b]),
+        _ => Err(crate::Error::shape(
+            "update",
+            format!("{} state buffers given; rules keep at most 2", state.len()),
+        )),
+    }
+}

@@ -1,0 +1,63 @@
+//! The scalar types a backend computes in: `f32` and `f64`.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+
+use num_traits::Float;
+
+/// The data type of a buffer, as named in files and in the plugin ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+    F64,
+}
+
+impl DType {
+    /// The lower-case name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+}
+
+/// A floating-point element: `f32` or `f64`.
+///
+/// Everything generic in nabla is generic over this trait; hyper-parameters travel as `f64`
+/// and are converted with [`Element::of`].
+pub trait Element: Float + Sum + Default + Debug + Display + Send + Sync + 'static {
+    /// The data type tag of this element type.
+    const DTYPE: DType;
+
+    /// Converts an `f64` (a hyper-parameter, a data value) to this type, rounding to nearest.
+    fn of(x: f64) -> Self;
+
+    /// Widens to `f64` (exact for both types).
+    fn f64(self) -> f64;
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+
+    fn f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+
+    fn of(x: f64) -> Self {
+        x
+    }
+
+    fn f64(self) -> f64 {
+        self
+    }
+}

@@ -1,0 +1,79 @@
+//! The one error type of the core, shared by every backend.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in nabla's core, each with a message that says what to fix.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A buffer or matrix has the wrong size for the operation.
+    #[error("shape mismatch in {op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+
+    /// A hyper-parameter, name or configuration value is not valid.
+    #[error("invalid {what}: {detail}")]
+    Invalid { what: String, detail: String },
+
+    /// The loss became NaN or infinite during training.
+    #[error(
+        "the loss became non-finite ({value}) at epoch {epoch}, step {step}; first seen in {origin}. \
+         Lower the learning rate, scale the inputs, or check the data for NaN/inf"
+    )]
+    NonFinite {
+        value: f64,
+        epoch: usize,
+        step: usize,
+        origin: String,
+    },
+
+    /// A backend failed (device error, allocation failure, plugin error code).
+    #[error("{backend} backend: {detail}")]
+    Backend { backend: String, detail: String },
+
+    /// A backend does not provide an operation.
+    #[error("the {backend} backend does not support {op}")]
+    Unsupported { backend: String, op: String },
+
+    /// A backend is not available on this machine (no device, no library).
+    #[error("the {backend} backend is not available: {reason}")]
+    Unavailable { backend: String, reason: String },
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+
+    /// A model or checkpoint file is malformed or does not fit the network.
+    #[error("{path}: {detail}")]
+    Format { path: String, detail: String },
+}
+
+/// `Result` with the core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Invalid`] for the named setting.
+    pub fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Error {
+        Error::Invalid {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// An [`Error::Shape`] for operation `op`.
+    pub fn shape(op: &'static str, detail: impl Into<String>) -> Error {
+        Error::Shape {
+            op,
+            detail: detail.into(),
+        }
+    }
+
+    /// An [`Error::Backend`] from backend `backend`.
+    pub fn backend(backend: impl Into<String>, detail: impl Into<String>) -> Error {
+        Error::Backend {
+            backend: backend.into(),
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! The training loop: epochs of shuffled mini-batches through [`Network::train_step`], with a
+//! learning-rate schedule, validation, early stopping and an [`Observer`] hook.
+//!
+//! Each epoch's batches are gathered on the host and written to the backend once, before the
+//! epoch's first step, so that a step itself copies nothing but the loss scalars back.
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::dropout::mix64;
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::network::{Network, Score};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::{Schedule, ScheduleState};
+use crate::update::Rule;
+
+/// What early stopping (and reduce-on-plateau) watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Monitor {
+    /// Validation loss (training loss when there is no validation set).
+    ValLoss,
+    /// Validation accuracy (training accuracy when there is no validation set).
+    ValAccuracy,
+    /// Training loss.
+    Loss,
+    /// Training accuracy.
+    Accuracy,
+}
+
+impl Monitor {
+    /// Whether larger values are better.
+    pub fn maximise(self) -> bool {
+        matches!(self, Monitor::ValAccuracy | Monitor::Accuracy)
+    }
+
+    /// The monitored value in `report`, or `None` if the report lacks it.
+    pub fn value(self, report: &EpochReport) -> Option<f64> {
+        match self {
+            Monitor::ValLoss => report.val_loss.or(Some(report.train_loss)),
+            Monitor::ValAccuracy => report.val_accuracy.or(report.train_accuracy),
+            Monitor::Loss => Some(report.train_loss),
+            Monitor::Accuracy => report.train_accuracy,
+        }
+    }
+}
+
+impl std::str::FromStr for Monitor {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "val-loss" | "val_loss" => Ok(Monitor::ValLoss),
+            "val-accuracy" | "val_accuracy" => Ok(Monitor::ValAccuracy),
+            "loss" | "train-loss" => Ok(Monitor::Loss),
+            "accuracy" | "train-accuracy" => Ok(Monitor::Accuracy),
+            _ => Err(Error::invalid(
+                "monitor",
+                format!("`{s}`; accepted: val-loss, val-accuracy, loss, accuracy"),
+            )),
+        }
+    }
+}
+
+/// Early-stopping settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    /// The metric watched.
+    pub monitor: Monitor,
+    /// Epochs without improvement before stopping (≥ 1).
+    pub patience: usize,
+    /// The least change that counts as an improvement.
+    pub min_delta: f64,
+    /// Whether to put back the weights of the best epoch when stopping or finishing.
+    pub restore_best: bool,
+}
+
+/// How to train.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Total epochs of the run.
+    pub epochs: usize,
+    /// Samples per step: 1 is per-sample SGD, `≥ n` is full-batch.
+    pub batch_size: usize,
+    /// Reshuffle the samples every epoch (seeded by `seed` and the epoch number).
+    pub shuffle: bool,
+    /// Drop the last, smaller batch of an epoch instead of training on it.
+    pub drop_last: bool,
+    /// Seed of the shuffles.
+    pub seed: u64,
+    /// The learning-rate schedule.
+    pub schedule: Schedule,
+    /// Early stopping, if any.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Whether accuracy is meaningful (classification).
+    pub accuracy: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 32,
+            shuffle: true,
+            drop_last: false,
+            seed: 0,
+            schedule: Schedule::Constant,
+            early_stopping: None,
+            accuracy: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings against an optimizer.
+    pub fn validate(&self, optimizer: &OptimizerConfig) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid(
+                "batch size",
+                "0; give at least 1 (or `full`)",
+            ));
+        }
+        self.schedule.validate()?;
+        if let Some(es) = &self.early_stopping {
+            if es.patience == 0 {
+                return Err(Error::invalid("patience", "0; give at least 1 epoch"));
+            }
+            if !(es.min_delta >= 0.0 && es.min_delta.is_finite()) {
+                return Err(Error::invalid(
+                    "min delta",
+                    format!("{}; it must be a finite number ≥ 0", es.min_delta),
+                ));
+            }
+        }
+        optimizer.validate()
+    }
+
+    /// Checks the settings that depend on the number of training samples `n`.
+    pub fn validate_for(&self, optimizer: &OptimizerConfig, n: usize) -> Result<()> {
+        if matches!(optimizer.rule, Rule::Rprop { .. }) && self.batch_size < n {
+            // RPROP adapts to the sign of the full-batch gradient; mini-batch noise defeats it.
+            return Err(Error::invalid(
+                "optimizer",
+                format!(
+                    "rprop needs full-batch training, but the batch size is {} of {n} samples: use --batch-size full",
+                    self.batch_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Host data: `rows` samples of features `x` and targets `y`, row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct HostData<'a, E> {
+    pub x: &'a [E],
+    pub y: &'a [E],
+    pub rows: usize,
+}
+
+/// The metrics of one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// The learning rate used.
+    pub lr: f64,
+    /// Mean training loss over the epoch's steps (weights changing as it goes).
+    pub train_loss: f64,
+    /// Training accuracy over the epoch's steps.
+    pub train_accuracy: Option<f64>,
+    /// Validation loss after the epoch.
+    pub val_loss: Option<f64>,
+    /// Validation accuracy after the epoch.
+    pub val_accuracy: Option<f64>,
+    /// Seconds spent in training steps.
+    pub seconds: f64,
+    /// Training samples per second.
+    pub samples_per_sec: f64,
+    /// Steps taken.
+    pub steps: usize,
+}
+
+/// One step's outcome, for [`Observer::on_step`].
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport {
+    pub epoch: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    pub rows: usize,
+}
+
+/// Whether training goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// Called by the training loop at the end of every step and epoch: for logging, progress
+/// bars, stopping early, or checkpointing (the trainer is passed in whole).
+pub trait Observer<E: Element, B: Backend<E>> {
+    /// After each step.
+    fn on_step(&mut self, _step: &StepReport) -> Control {
+        Control::Continue
+    }
+
+    /// After each epoch, with the whole training state.
+    fn on_epoch(&mut self, _report: &EpochReport, _trainer: &Trainer<E, B>) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+}
+
+/// The observer that does nothing.
+pub struct Silent;
+
+impl<E: Element, B: Backend<E>> Observer<E, B> for Silent {}
+
+/// Early stopping's memory, saved in checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopState {
+    /// The best monitored value so far.
+    pub best: Option<f64>,
+    /// The epoch (1-based) it was reached in.
+    pub best_epoch: usize,
+    /// Epochs since then.
+    pub bad_epochs: usize,
+}
+
+/// A batch resident on the backend.
+struct DeviceBatch<Buf> {
+    x: Buf,
+    y: Buf,
+    rows: usize,
+}
+
+/// A training run: the network, its optimizer, the settings and everything needed to continue
+/// the run exactly where it stands (epoch, schedule and early-stopping state).
+pub struct Trainer<E: Element, B: Backend<E>> {
+    /// The network being trained.
+    pub net: Network<E, B>,
+    /// Its optimizer.
+    pub opt: Optimizer<B::Buf>,
+    /// The settings.
+    pub config: TrainConfig,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Reduce-on-plateau's state.
+    pub schedule_state: ScheduleState,
+    /// Early stopping's state.
+    pub stop_state: StopState,
+    /// The parameters of the best epoch, when early stopping restores them.
+    pub best_parameters: Option<Vec<Vec<E>>>,
+    /// Reports of the epochs run by this trainer.
+    pub history: Vec<EpochReport>,
+    /// Whether early stopping (or an observer) ended the run.
+    pub stopped: bool,
+    batches: Vec<DeviceBatch<B::Buf>>,
+    order: Vec<usize>,
+    gather_x: Vec<E>,
+    gather_y: Vec<E>,
+}
+
+impl<E: Element, B: Backend<E>> Trainer<E, B> {
+    /// A run of `net` with a fresh optimizer.
+    pub fn new(
+        net: Network<E, B>,
+        optimizer: OptimizerConfig,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        config.validate(&optimizer)?;
+        let opt = net.optimizer(optimizer)?;
+        Ok(Trainer {
+            net,
+            opt,
+            config,
+            epoch: 0,
+            schedule_state: ScheduleState::default(),
+            stop_state: StopState::default(),
+            best_parameters: None,
+            history: Vec::new(),
+            stopped: false,
+            batches: Vec::new(),
+            order: Vec::new(),
+            gather_x: Vec::new(),
+            gather_y: Vec::new(),
+        })
+    }
+
+    /// Trains until `config.epochs` epochs are complete, early stopping fires or the observer
+    /// says stop. Returns the reports of the epochs run by this call.
+    pub fn fit(
+        &mut self,
+        train: HostData<'_, E>,
+        val: Option<HostData<'_, E>>,
+        observer: &mut dyn Observer<E, B>,
+    ) -> Result<&[EpochReport]> {
+        let first = self.history.len();
+        while self.epoch < self.config.epochs && !self.stopped {
+            let report = self.run_epoch(train, val, observer)?;
+            if self.early_stop(&report)? {
+                self.stopped = true;
+            }
+            if observer.on_epoch(&report, self)? == Control::Stop {
+                self.stopped = true;
+            }
+        }
+        if let (Some(best), Some(es)) = (self.best_parameters.as_ref(), self.config.early_stopping)
+            && es.restore_best
+        {
+            for (i, tensor) in best.iter().enumerate() {
+                self.net.set_parameter(i, tensor)?;
+            }
+        }
+        Ok(&self.history[first..])
+    }
+
+    /// One epoch: set the learning rate, shuffle, upload the batches, train on each, then
+    /// validate. Fails with [`Error::NonFinite`] at the first step whose loss is not finite.
+    pub fn run_epoch(
+        &mut self,
+        train: HostData<'_, E>,
+        val: Option<HostData<'_, E>>,
+        observer: &mut dyn Observer<E, B>,
+    ) -> Result<EpochReport> {
+        let lr = self.opt.config().lr
+            * self
+                .config
+                .schedule
+                .factor(self.epoch, self.config.epochs, &self.schedule_state);
+        self.opt.set_lr(lr);
+        self.upload_epoch(train)?;
+        let epoch = self.epoch + 1;
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut predictions, mut rows_done) = (0.0, 0, 0, 0);
+        let steps = self.batches.len();
+        for (step, batch) in self.batches.iter().enumerate() {
+            self.net
+                .train_step(&batch.x, &batch.y, batch.rows, &mut self.opt)?;
+            let score = self.net.score()?;
+            if !score.loss.is_finite() {
+                let origin = self.net.locate_non_finite(batch.rows)?;
+                return Err(Error::NonFinite {
+                    value: score.loss,
+                    epoch,
+                    step: step + 1,
+                    origin,
+                });
+            }
+            loss_sum += score.loss * batch.rows as f64;
+            correct += score.correct;
+            predictions += self
+                .net
+                .architecture()
+                .loss
+                .predictions(batch.rows, self.net.architecture().outputs());
+            rows_done += batch.rows;
+            let report = StepReport {
+                epoch,
+                step: step + 1,
+                steps,
+                loss: score.loss,
+                rows: batch.rows,
+            };
+            if observer.on_step(&report) == Control::Stop {
+                self.stopped = true;
+                break;
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let accuracy = |s: Score| self.config.accuracy.then(|| s.accuracy());
+        let train_accuracy = accuracy(Score {
+            loss: 0.0,
+            correct,
+            predictions,
+        });
+        let (val_loss, val_accuracy) = match val {
+            Some(v) => {
+                let s = self.net.evaluate(v.x, v.y)?;
+                (Some(s.loss), accuracy(s))
+            }
+            None => (None, None),
+        };
+        let report = EpochReport {
+            epoch,
+            lr,
+            train_loss: loss_sum / rows_done.max(1) as f64,
+            train_accuracy,
+            val_loss,
+            val_accuracy,
+            seconds,
+            samples_per_sec: rows_done as f64 / seconds.max(1e-12),
+            steps,
+        };
+        let monitored = report.val_loss.unwrap_or(report.train_loss);
+        self.config
+            .schedule
+            .observe(monitored, &mut self.schedule_state);
+        self.epoch = epoch;
+        self.history.push(report.clone());
+        Ok(report)
+    }
+
+    /// Early stopping's bookkeeping after an epoch; true when it is time to stop.
+    fn early_stop(&mut self, report: &EpochReport) -> Result<bool> {
+        let Some(es) = self.config.early_stopping else {
+            return Ok(false);
+        };
+        let Some(value) = es.monitor.value(report) else {
+            return Err(Error::invalid(
+                "monitor",
+                format!("{:?} is not measured in this run", es.monitor),
+            ));
+        };
+        let improved = match self.stop_state.best {
+            None => true,
+            Some(best) if es.monitor.maximise() => value > best + es.min_delta,
+            Some(best) => value < best - es.min_delta,
+        };
+        if improved {
+            self.stop_state = StopState {
+                best: Some(value),
+                best_epoch: report.epoch,
+                bad_epochs: 0,
+            };
+            if es.restore_best {
+                self.best_parameters = Some(self.net.parameters_to_host()?);
+            }
+            return Ok(false);
+        }
+        self.stop_state.bad_epochs += 1;
+        Ok(self.stop_state.bad_epochs >= es.patience)
+    }
+
+    /// Gathers this epoch's batches (shuffled by `seed` and epoch) and writes them to the backend.
+    fn upload_epoch(&mut self, data: HostData<'_, E>) -> Result<()> {
+        let arch = self.net.architecture();
+        let (n_in, n_out, n) = (arch.inputs(), arch.outputs(), data.rows);
+        if n == 0 || data.x.len() != n * n_in || data.y.len() != n * n_out {
+            return Err(Error::shape(
+                "fit",
+                format!(
+                    "{n} samples need {} feature values ({n_in} per sample) and {} target values ({n_out} per sample); got {} and {}",
+                    n * n_in,
+                    n * n_out,
+                    data.x.len(),
+                    data.y.len()
+                ),
+            ));
+        }
+        self.config.validate_for(self.opt.config(), n)?;
+        let batch = self.config.batch_size.min(n);
+        let count = if self.config.drop_last && n > batch {
+            n / batch
+        } else {
+            n.div_ceil(batch)
+        };
+        if self.order.len() != n || self.batches.len() != count {
+            self.batches.clear();
+            for i in 0..count {
+                let rows = batch.min(n - i * batch);
+                let b = self.net.backend();
+                self.batches.push(DeviceBatch {
+                    x: b.alloc(rows * n_in)?,
+                    y: b.alloc(rows * n_out)?,
+                    rows,
+                });
+            }
+            self.gather_x = vec![E::zero(); batch * n_in];
+            self.gather_y = vec![E::zero(); batch * n_out];
+            self.net.reserve(batch)?;
+        }
+        self.order.clear();
+        self.order.extend(0..n);
+        if self.config.shuffle {
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mix64(self.config.seed ^ mix64(self.epoch as u64)));
+            self.order.shuffle(&mut rng);
+        }
+        for (i, dev) in self.batches.iter_mut().enumerate() {
+            for (r, &s) in self.order[i * batch..][..dev.rows].iter().enumerate() {
+                self.gather_x[r * n_in..][..n_in].copy_from_slice(&data.x[s * n_in..][..n_in]);
+                self.gather_y[r * n_out..][..n_out].copy_from_slice(&data.y[s * n_out..][..n_out]);
+            }
+            let b = self.net.backend();
+            b.write(&self.gather_x[..dev.rows * n_in], &mut dev.x)?;
+            b.write(&self.gather_y[..dev.rows * n_out], &mut dev.y)?;
+        }
+        Ok(())
+    }
+}

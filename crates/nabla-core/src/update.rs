@@ -1,0 +1,153 @@
+//! Element-wise parameter update rules: one fused backend op per parameter tensor.
+//!
+//! Each rule maps a parameter `w`, its gradient `g = ∂C/∂w` and the rule's state to a new `w`.
+//! Before the rule runs, coupled L2 regularisation adds `λ₂ w` to the gradient, and decoupled
+//! weight decay (AdamW's) shrinks the parameter: `w ← w − η λ w`.
+
+use serde::{Deserialize, Serialize};
+
+/// The element-wise part of an optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Rule {
+    /// `w ← w − η g`.
+    Sgd,
+    /// `v ← μ v + g`, then `w ← w − η v` or, with Nesterov, `w ← w − η (g + μ v)`.
+    Momentum { mu: f64, nesterov: bool },
+    /// `s ← s + g²`, `w ← w − η g / (√s + ε)`.
+    Adagrad { eps: f64 },
+    /// `s ← ρ s + (1 − ρ) g²`, `w ← w − η g / (√s + ε)`.
+    RmsProp { rho: f64, eps: f64 },
+    /// `m ← β₁ m + (1 − β₁) g`, `v ← β₂ v + (1 − β₂) g²`,
+    /// `w ← w − η m̂ / (√v̂ + ε)` with `m̂ = m/(1 − β₁ᵗ)`, `v̂ = v/(1 − β₂ᵗ)`.
+    Adam { beta1: f64, beta2: f64, eps: f64 },
+    /// iRPROP− (full batch): each weight has its own step Δ (state 1) and remembers its last
+    /// gradient (state 0). When the gradient keeps its sign Δ grows by η⁺ (up to Δmax) and
+    /// `w ← w − sign(g) Δ`; when it flips Δ shrinks by η⁻ (down to Δmin), the step is skipped and
+    /// the remembered gradient is zeroed. The learning rate η is the initial Δ.
+    Rprop {
+        eta_minus: f64,
+        eta_plus: f64,
+        step_min: f64,
+        step_max: f64,
+    },
+}
+
+impl Rule {
+    /// How many state tensors (each the size of the parameter) the rule keeps.
+    pub fn state_count(self) -> usize {
+        match self {
+            Rule::Sgd => 0,
+            Rule::Momentum { .. } | Rule::Adagrad { .. } | Rule::RmsProp { .. } => 1,
+            Rule::Adam { .. } | Rule::Rprop { .. } => 2,
+        }
+    }
+
+    /// The initial value of state tensor `i` (`η` for RPROP's step sizes, else 0).
+    pub fn initial_state(self, i: usize, lr: f64) -> f64 {
+        match self {
+            Rule::Rprop { .. } if i == 1 => lr,
+            _ => 0.0,
+        }
+    }
+
+    /// A stable integer code, used by the plugin ABI and the CUDA kernels.
+    pub fn code(self) -> u32 {
+        match self {
+            Rule::Sgd => 0,
+            Rule::Momentum {
+                nesterov: false, ..
+            } => 1,
+            Rule::Momentum { nesterov: true, .. } => 2,
+            Rule::Adagrad { .. } => 3,
+            Rule::RmsProp { .. } => 4,
+            Rule::Adam { .. } => 5,
+            Rule::Rprop { .. } => 6,
+        }
+    }
+
+    /// The rule's hyper-parameters, in the order of the plugin ABI's `p[4]`.
+    pub fn params(self) -> [f64; 4] {
+        match self {
+            Rule::Sgd => [0.0; 4],
+            Rule::Momentum { mu, .. } => [mu, 0.0, 0.0, 0.0],
+            Rule::Adagrad { eps } => [eps, 0.0, 0.0, 0.0],
+            Rule::RmsProp { rho, eps } => [rho, eps, 0.0, 0.0],
+            Rule::Adam { beta1, beta2, eps } => [beta1, beta2, eps, 0.0],
+            Rule::Rprop {
+                eta_minus,
+                eta_plus,
+                step_min,
+                step_max,
+            } => [eta_minus, eta_plus, step_min, step_max],
+        }
+    }
+
+    /// The inverse of [`Rule::code`] and [`Rule::params`].
+    pub fn from_code(code: u32, p: [f64; 4]) -> Option<Rule> {
+        Some(match code {
+            0 => Rule::Sgd,
+            1 | 2 => Rule::Momentum {
+                mu: p[0],
+                nesterov: code == 2,
+            },
+            3 => Rule::Adagrad { eps: p[0] },
+            4 => Rule::RmsProp {
+                rho: p[0],
+                eps: p[1],
+            },
+            5 => Rule::Adam {
+                beta1: p[0],
+                beta2: p[1],
+                eps: p[2],
+            },
+            6 => Rule::Rprop {
+                eta_minus: p[0],
+                eta_plus: p[1],
+                step_min: p[2],
+                step_max: p[3],
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// One update of one parameter tensor: the rule plus this step's learning rate, step count and
+/// regularisation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Update {
+    /// The element-wise rule.
+    pub rule: Rule,
+    /// The learning rate η at this step (after the schedule).
+    pub lr: f64,
+    /// The 1-based number of this step, for Adam's bias correction.
+    pub t: u64,
+    /// Coupled L2 coefficient λ₂: `g ← g + λ₂ w`.
+    pub l2: f64,
+    /// Decoupled weight decay λ: `w ← w − η λ w`.
+    pub decay: f64,
+}
+
+impl Update {
+    /// A plain SGD step with learning rate `lr`.
+    pub fn sgd(lr: f64) -> Update {
+        Update {
+            rule: Rule::Sgd,
+            lr,
+            t: 1,
+            l2: 0.0,
+            decay: 0.0,
+        }
+    }
+
+    /// Adam's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)`, computed once per step in `f64`.
+    pub fn adam_corrections(&self) -> (f64, f64) {
+        match self.rule {
+            Rule::Adam { beta1, beta2, .. } => {
+                let t = i32::try_from(self.t).unwrap_or(i32::MAX);
+                (1.0 - beta1.powi(t), 1.0 - beta2.powi(t))
+            }
+            _ => (1.0, 1.0),
+        }
+    }
+}

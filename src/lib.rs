@@ -1,0 +1,14 @@
+//! # nabla
+//!
+//! Neural networks trained by backpropagation, with one driver for every backend.
+//!
+//! This facade re-exports the core ([`nabla_core`]), the data sets ([`data`]) and the backends
+//! compiled in, and adds [`AnyBackend`], the backend chosen at run time.
+
+mod any;
+
+pub use any::{AnyBackend, AnyBuf, BACKEND_NAMES, BackendName, BackendOptions};
+pub use nabla_core::*;
+pub use nabla_data as data;
+#[cfg(feature = "openblas")]
+pub use nabla_openblas::OpenBlas;
