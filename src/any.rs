@@ -51,10 +51,7 @@ impl FromStr for BackendName {
         match s {
             "reference" | "ref" => Ok(BackendName::Reference),
             "openblas" | "cpu" => Ok(BackendName::OpenBlas),
-            _ => Err(Error::invalid(
-                "backend",
-                format!("`{s}`; accepted: {BACKEND_NAMES}"),
-            )),
+            _ => Err(Error::invalid("backend", format!("`{s}`; accepted: {BACKEND_NAMES}"))),
         }
     }
 }
@@ -94,9 +91,7 @@ impl AnyBackend {
 fn not_compiled(backend: &str, feature: &str) -> Error {
     Error::Unavailable {
         backend: backend.into(),
-        reason: format!(
-            "this build of nabla was compiled without it; rebuild with `--features {feature}`"
-        ),
+        reason: format!("this build of nabla was compiled without it; rebuild with `--features {feature}`"),
     }
 }
 
@@ -170,10 +165,7 @@ fn native_state<E: Element, N: Native<E>>(
         [] => f(&mut []),
         [a] => f(&mut [n.buf_mut(a)?]),
         [a, b] => f(&mut [n.buf_mut(a)?, n.buf_mut(b)?]),
-        _ => Err(Error::shape(
-            "update",
-            format!("{} state buffers given; rules keep at most 2", state.len()),
-        )),
+        _ => Err(Error::shape("update", format!("{} state buffers given; rules keep at most 2", state.len()))),
     }
 }
 
@@ -208,15 +200,7 @@ impl<E: Element + ndarray::LinalgScalar> Backend<E> for AnyBackend {
         dispatch!(self, b => Backend::<E>::synchronize(b))
     }
 
-    fn gemm(
-        &self,
-        s: Gemm,
-        alpha: E,
-        a: &AnyBuf<E>,
-        x: &AnyBuf<E>,
-        beta: E,
-        c: &mut AnyBuf<E>,
-    ) -> Result<()> {
+    fn gemm(&self, s: Gemm, alpha: E, a: &AnyBuf<E>, x: &AnyBuf<E>, beta: E, c: &mut AnyBuf<E>) -> Result<()> {
         dispatch!(self, b => b.gemm(s, alpha, b.buf(a)?, b.buf(x)?, beta, b.buf_mut(c)?))
     }
 
@@ -251,14 +235,7 @@ impl<E: Element + ndarray::LinalgScalar> Backend<E> for AnyBackend {
         dispatch!(self, b => b.bias_add_activate(f, d, b.buf(bias)?, b.buf_mut(z)?, b.buf_mut(a)?))
     }
 
-    fn activate_grad(
-        &self,
-        f: Activation,
-        d: Dims,
-        z: &AnyBuf<E>,
-        a: &AnyBuf<E>,
-        delta: &mut AnyBuf<E>,
-    ) -> Result<()> {
+    fn activate_grad(&self, f: Activation, d: Dims, z: &AnyBuf<E>, a: &AnyBuf<E>, delta: &mut AnyBuf<E>) -> Result<()> {
         dispatch!(self, b => b.activate_grad(f, d, b.buf(z)?, b.buf(a)?, b.buf_mut(delta)?))
     }
 

@@ -53,13 +53,9 @@ impl OpenBlas {
 
 /// A row-major `rows × cols` view of the first elements of `buf`, transposed if `t` says so.
 fn view<E>(buf: &[E], d: Dims, t: Trans) -> Result<ArrayView2<'_, E>> {
-    let v = ArrayView2::from_shape((d.rows, d.cols), &buf[..d.len()])
-        .map_err(|e| Error::shape("gemm", e.to_string()))?;
-    Ok(if t == Trans::Yes {
-        v.reversed_axes()
-    } else {
-        v
-    })
+    let v =
+        ArrayView2::from_shape((d.rows, d.cols), &buf[..d.len()]).map_err(|e| Error::shape("gemm", e.to_string()))?;
+    Ok(if t == Trans::Yes { v.reversed_axes() } else { v })
 }
 
 impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
@@ -89,15 +85,7 @@ impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
         Ok(())
     }
 
-    fn gemm(
-        &self,
-        s: Gemm,
-        alpha: E,
-        a: &Vec<E>,
-        b: &Vec<E>,
-        beta: E,
-        c: &mut Vec<E>,
-    ) -> Result<()> {
+    fn gemm(&self, s: Gemm, alpha: E, a: &Vec<E>, b: &Vec<E>, beta: E, c: &mut Vec<E>) -> Result<()> {
         check::gemm(&s, a.len(), b.len(), c.len())?;
         if small::fits(&s) {
             small::gemm(s, alpha, a, b, beta, c);
@@ -128,14 +116,7 @@ impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
         cpu::activate(f, d, z, a)
     }
 
-    fn bias_add_activate(
-        &self,
-        f: Activation,
-        d: Dims,
-        bias: &Vec<E>,
-        z: &mut Vec<E>,
-        a: &mut Vec<E>,
-    ) -> Result<()> {
+    fn bias_add_activate(&self, f: Activation, d: Dims, bias: &Vec<E>, z: &mut Vec<E>, a: &mut Vec<E>) -> Result<()> {
         if f.is_row_wise() {
             cpu::bias_add(d, bias, z)?;
             return cpu::activate(f, d, z, a);
@@ -145,9 +126,7 @@ impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
         if d.is_empty() {
             return Ok(());
         }
-        let rows = z[..d.len()]
-            .chunks_exact_mut(d.cols)
-            .zip(a[..d.len()].chunks_exact_mut(d.cols));
+        let rows = z[..d.len()].chunks_exact_mut(d.cols).zip(a[..d.len()].chunks_exact_mut(d.cols));
         for (z, a) in rows {
             for ((z, a), &b) in z.iter_mut().zip(a.iter_mut()).zip(bias.iter()) {
                 *z = *z + b;
@@ -157,14 +136,7 @@ impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
         Ok(())
     }
 
-    fn activate_grad(
-        &self,
-        f: Activation,
-        d: Dims,
-        z: &Vec<E>,
-        a: &Vec<E>,
-        delta: &mut Vec<E>,
-    ) -> Result<()> {
+    fn activate_grad(&self, f: Activation, d: Dims, z: &Vec<E>, a: &Vec<E>, delta: &mut Vec<E>) -> Result<()> {
         cpu::activate_grad(f, d, z, a, delta)
     }
 
@@ -184,14 +156,7 @@ impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
         cpu::loss(l, d, out, target, grad, stats)
     }
 
-    fn update(
-        &self,
-        u: &Update,
-        len: usize,
-        w: &mut Vec<E>,
-        g: &Vec<E>,
-        state: &mut [&mut Vec<E>],
-    ) -> Result<()> {
+    fn update(&self, u: &Update, len: usize, w: &mut Vec<E>, g: &Vec<E>, state: &mut [&mut Vec<E>]) -> Result<()> {
         cpu::update_vecs(u, len, w, g, state)
     }
 

@@ -43,16 +43,8 @@ fn accumulate_rows<E: Element>(s: Gemm, alpha: E, a: &[E], rows_b: &[E], beta: E
             c_row.iter_mut().for_each(|c| *c = beta * *c);
         }
         for (p, b_row) in rows_b.chunks_exact(n).enumerate() {
-            let a_ip = alpha
-                * if ta == Trans::No {
-                    a[i * k + p]
-                } else {
-                    a[p * m + i]
-                };
-            c_row
-                .iter_mut()
-                .zip(b_row)
-                .for_each(|(c, &b)| *c = *c + a_ip * b);
+            let a_ip = alpha * if ta == Trans::No { a[i * k + p] } else { a[p * m + i] };
+            c_row.iter_mut().zip(b_row).for_each(|(c, &b)| *c = *c + a_ip * b);
         }
     }
 }

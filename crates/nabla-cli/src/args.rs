@@ -79,7 +79,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub lr: f64,
     /// Epochs.
     #[arg(long, default_value_t = 200)]
@@ -130,11 +130,7 @@ pub struct Layers(pub Vec<usize>);
 fn parse_layers(s: &str) -> Result<Layers, String> {
     let sizes: Vec<usize> = s
         .split(',')
-        .map(|p| {
-            p.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{p}` is not a layer size; give sizes like 2,64,64,3"))
-        })
+        .map(|p| p.trim().parse::<usize>().map_err(|_| format!("`{p}` is not a layer size; give sizes like 2,64,64,3")))
         .collect::<Result<_, _>>()?;
     if sizes.len() < 2 {
         return Err("give at least an input and an output size, e.g. 2,16,1".into());

@@ -13,9 +13,7 @@ pub fn run(args: &BackendsArgs) -> Result<ExitCode> {
     for name in ["reference", "openblas"] {
         let probe = AnyBackend::from_name(name, &BackendOptions::default());
         let (usable, detail) = match &probe {
-            Ok(AnyBackend::Reference(_)) => {
-                (true, "plain Rust loops (the test oracle)".to_string())
-            }
+            Ok(AnyBackend::Reference(_)) => (true, "plain Rust loops (the test oracle)".to_string()),
             #[cfg(feature = "openblas")]
             Ok(AnyBackend::OpenBlas(o)) => (true, format!("OpenBLAS, {} threads", o.threads())),
             Err(e) => (false, e.to_string()),
@@ -32,11 +30,7 @@ pub fn run(args: &BackendsArgs) -> Result<ExitCode> {
         println!("{:<14} {:<9} {:<7} detail", "backend", "compiled", "usable");
         for r in &rows {
             let yes = |k: &str| {
-                if r[k].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
+                if r[k].as_bool() == Some(true) { "yes" } else { "no" }
             };
             println!(
                 "{:<14} {:<9} {:<7} {}",

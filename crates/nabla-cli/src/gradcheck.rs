@@ -11,10 +11,7 @@ use crate::model::{matrices, prepare};
 /// Checks the gradients of the model on the first `--batch-size` samples.
 pub fn run(args: &GradcheckArgs) -> Result<ExitCode> {
     if !(args.epsilon > 0.0 && args.epsilon.is_finite()) {
-        return Err(Error::invalid(
-            "--epsilon",
-            format!("{}; give a small positive step like 1e-5", args.epsilon),
-        ));
+        return Err(Error::invalid("--epsilon", format!("{}; give a small positive step like 1e-5", args.epsilon)));
     }
     let p = prepare(&args.model)?;
     let rows = args.batch_size.clamp(1, p.dataset.len());
@@ -54,10 +51,7 @@ pub fn run(args: &GradcheckArgs) -> Result<ExitCode> {
             rows,
             report.epsilon
         );
-        println!(
-            "{:>5}  {:>14}  {:>14}  {:>14}",
-            "layer", "rel err ∂W", "rel err ∂b", "max abs err"
-        );
+        println!("{:>5}  {:>14}  {:>14}  {:>14}", "layer", "rel err ∂W", "rel err ∂b", "max abs err");
         for l in &report.layers {
             println!(
                 "{:>5}  {:>14.3e}  {:>14.3e}  {:>14.3e}",
@@ -71,9 +65,5 @@ pub fn run(args: &GradcheckArgs) -> Result<ExitCode> {
             args.tolerance
         );
     }
-    Ok(if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

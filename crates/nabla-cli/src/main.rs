@@ -33,9 +33,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             match e {
-                nabla::Error::Invalid { .. } | nabla::Error::Unavailable { .. } => {
-                    ExitCode::from(2)
-                }
+                nabla::Error::Invalid { .. } | nabla::Error::Unavailable { .. } => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
         }

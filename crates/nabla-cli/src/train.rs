@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use nabla::{
-    AnyBackend, Backend, Control, Element, EpochReport, HostData, Network, Observer,
-    OptimizerConfig, Result, Schedule, TrainConfig, Trainer,
+    AnyBackend, Backend, Control, Element, EpochReport, HostData, Network, Observer, OptimizerConfig, Result, Schedule,
+    TrainConfig, Trainer,
 };
 use serde_json::json;
 
@@ -24,10 +24,7 @@ where
 {
     fn on_epoch(&mut self, r: &EpochReport, _: &Trainer<E, AnyBackend>) -> Result<Control> {
         if !self.quiet {
-            let acc = r
-                .train_accuracy
-                .map(|a| format!("  acc {a:.4}"))
-                .unwrap_or_default();
+            let acc = r.train_accuracy.map(|a| format!("  acc {a:.4}")).unwrap_or_default();
             println!(
                 "epoch {:>w$}/{}  loss {:.6}{acc}  lr {:.4}  {:.0} samples/s",
                 r.epoch,
@@ -69,11 +66,7 @@ where
     let net = Network::new(p.backend, p.arch.clone(), args.model.init, args.model.seed)?;
     let backend_name = net.backend().name();
     let mut trainer = Trainer::new(net, optimizer, config)?;
-    let data = HostData {
-        x: &x,
-        y: &y,
-        rows: p.dataset.len(),
-    };
+    let data = HostData { x: &x, y: &y, rows: p.dataset.len() };
     if !args.json {
         println!(
             "training {:?} ({} → {}, {}) on {} ({} samples) with {} on {backend_name}",
@@ -87,47 +80,38 @@ where
         );
     }
     let started = Instant::now();
-    let mut observer = EpochLines {
-        quiet: args.json,
-        epochs: args.epochs,
-    };
+    let mut observer = EpochLines { quiet: args.json, epochs: args.epochs };
     trainer.fit(data, None, &mut observer)?;
     let seconds = started.elapsed().as_secs_f64();
-    let trained: usize = trainer
-        .history
-        .iter()
-        .map(|r| r.steps)
-        .sum::<usize>()
-        .min(usize::MAX);
+    let trained: usize = trainer.history.iter().map(|r| r.steps).sum::<usize>();
     let train_seconds: f64 = trainer.history.iter().map(|r| r.seconds).sum();
     let samples = trainer.history.len() * p.dataset.len();
     let score = trainer.net.evaluate(&x, &y)?;
     let accuracy = classification.then(|| score.accuracy());
     let samples_per_sec = samples as f64 / train_seconds.max(1e-12);
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "backend": backend_name,
-                "dataset": p.dataset.name,
-                "layers": p.arch.sizes,
-                "activation": args.model.activation.to_string(),
-                "loss": p.arch.loss.to_string(),
-                "optimizer": optimizer.name(),
-                "lr": args.lr,
-                "dtype": E::DTYPE.name(),
-                "epochs": trainer.epoch,
-                "steps": trained,
-                "final_loss": score.loss,
-                "train_accuracy": accuracy,
-                "seconds": seconds,
-                "samples_per_sec": samples_per_sec,
-            })
-        );
+        let mut j = json!({
+            "backend": backend_name,
+            "dataset": p.dataset.name,
+            "layers": p.arch.sizes,
+            "activation": args.model.activation.to_string(),
+            "loss": p.arch.loss.to_string(),
+            "optimizer": optimizer.name(),
+            "lr": args.lr,
+            "dtype": E::DTYPE.name(),
+            "epochs": trainer.epoch,
+            "steps": trained,
+            "final_loss": score.loss,
+            "train_accuracy": accuracy,
+            "seconds": seconds,
+            "samples_per_sec": samples_per_sec,
+        });
+        if accuracy.is_none() {
+            j.as_object_mut().map(|o| o.remove("train_accuracy"));
+        }
+        println!("{j}");
     } else {
-        let acc = accuracy
-            .map(|a| format!(", accuracy {a:.4}"))
-            .unwrap_or_default();
+        let acc = accuracy.map(|a| format!(", accuracy {a:.4}")).unwrap_or_default();
         println!(
             "done: {} epochs in {seconds:.2} s ({samples_per_sec:.0} samples/s); final loss {:.6}{acc}",
             trainer.epoch, score.loss

@@ -41,7 +41,8 @@ pub enum Activation {
 }
 
 /// The names accepted on the command line and in files, for error messages.
-pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky-relu[:ALPHA], elu[:ALPHA], gelu, softplus, softsign, softmax";
+pub const ACTIVATION_NAMES: &str =
+    "identity, sigmoid, tanh, relu, leaky-relu[:ALPHA], elu[:ALPHA], gelu, softplus, softsign, softmax";
 
 impl Activation {
     /// `σ(z)` for an element-wise activation. Softmax is row-wise and is computed by
@@ -129,13 +130,7 @@ impl Activation {
 
     /// The recommended initialisation gain family: He for the ReLU family, Xavier otherwise.
     pub fn prefers_he_init(self) -> bool {
-        matches!(
-            self,
-            Activation::Relu
-                | Activation::LeakyRelu { .. }
-                | Activation::Elu { .. }
-                | Activation::Gelu
-        )
+        matches!(self, Activation::Relu | Activation::LeakyRelu { .. } | Activation::Elu { .. } | Activation::Gelu)
     }
 
     /// A stable integer code, used by the plugin ABI and the CUDA kernels.
@@ -207,10 +202,7 @@ pub fn softmax_row<E: Element>(z: &[E], a: &mut [E]) {
 /// `δ ← a ⊙ (δ − (δ·a))` for one row: the softmax Jacobian `diag(a) − a aᵀ` applied to `δ`.
 pub fn softmax_row_grad<E: Element>(a: &[E], delta: &mut [E]) {
     let dot: E = a.iter().zip(delta.iter()).map(|(&a, &d)| a * d).sum();
-    delta
-        .iter_mut()
-        .zip(a)
-        .for_each(|(d, &a)| *d = a * (*d - dot));
+    delta.iter_mut().zip(a).for_each(|(d, &a)| *d = a * (*d - dot));
 }
 
 impl fmt::Display for Activation {
@@ -250,9 +242,7 @@ impl FromStr for Activation {
             "sigmoid" | "logistic" => plain(Activation::Sigmoid),
             "tanh" => plain(Activation::Tanh),
             "relu" => plain(Activation::Relu),
-            "leaky-relu" | "leaky_relu" | "leakyrelu" => Ok(Activation::LeakyRelu {
-                alpha: alpha(0.01)?,
-            }),
+            "leaky-relu" | "leaky_relu" | "leakyrelu" => Ok(Activation::LeakyRelu { alpha: alpha(0.01)? }),
             "elu" => Ok(Activation::Elu { alpha: alpha(1.0)? }),
             "gelu" => plain(Activation::Gelu),
             "softplus" => plain(Activation::Softplus),
@@ -289,10 +279,7 @@ mod tests {
                 let h = 1e-6;
                 let numeric = (act.apply(z + h) - act.apply(z - h)) / (2.0 * h);
                 let analytic = act.derivative(z, act.apply(z));
-                assert!(
-                    (numeric - analytic).abs() < 1e-8,
-                    "{act} at {z}: {numeric} vs {analytic}"
-                );
+                assert!((numeric - analytic).abs() < 1e-8, "{act} at {z}: {numeric} vs {analytic}");
             }
         }
     }
@@ -323,10 +310,7 @@ mod tests {
             assert_eq!(act.to_string().parse::<Activation>().unwrap(), act);
             assert_eq!(Activation::from_code(act.code(), act.alpha()), Some(act));
         }
-        assert_eq!(
-            "leaky-relu".parse::<Activation>().unwrap(),
-            Activation::LeakyRelu { alpha: 0.01 }
-        );
+        assert_eq!("leaky-relu".parse::<Activation>().unwrap(), Activation::LeakyRelu { alpha: 0.01 });
         let err = "swish".parse::<Activation>().unwrap_err().to_string();
         assert!(err.contains("swish") && err.contains("leaky-relu"), "{err}");
         assert!("relu:2".parse::<Activation>().is_err());

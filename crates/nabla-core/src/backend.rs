@@ -131,15 +131,7 @@ pub trait Backend<E: Element>: Send + Sync {
     }
 
     /// `C ← α·op(A)·op(B) + β·C` (row-major; transposes are never copied).
-    fn gemm(
-        &self,
-        s: Gemm,
-        alpha: E,
-        a: &Self::Buf,
-        b: &Self::Buf,
-        beta: E,
-        c: &mut Self::Buf,
-    ) -> Result<()>;
+    fn gemm(&self, s: Gemm, alpha: E, a: &Self::Buf, b: &Self::Buf, beta: E, c: &mut Self::Buf) -> Result<()>;
 
     /// Copy: `dst ← src` over `len` elements.
     fn copy(&self, len: usize, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()> {
@@ -175,14 +167,7 @@ pub trait Backend<E: Element>: Send + Sync {
     /// Activation derivative fused with the Hadamard product, in place:
     /// `δ ← δ ⊙ σ'(z)` (for softmax, the row-wise Jacobian product `δ ← a ⊙ (δ − δ·a)`).
     /// Both `z` and `a = σ(z)` are given, so no derivative is guessed from the output alone.
-    fn activate_grad(
-        &self,
-        f: Activation,
-        d: Dims,
-        z: &Self::Buf,
-        a: &Self::Buf,
-        delta: &mut Self::Buf,
-    ) -> Result<()>;
+    fn activate_grad(&self, f: Activation, d: Dims, z: &Self::Buf, a: &Self::Buf, delta: &mut Self::Buf) -> Result<()>;
 
     /// Bias gradient: `out[c] ← Σ_r x[r, c]` (`∂C/∂b = Σ_samples δ`).
     fn sum_rows(&self, d: Dims, x: &Self::Buf, out: &mut Self::Buf) -> Result<()>;
@@ -221,17 +206,11 @@ pub trait Backend<E: Element>: Send + Sync {
 
 /// Lends the (at most two) buffers of `state` to `f` as a slice of references, the form
 /// [`Backend::update`] takes, without allocating.
-pub fn with_state_refs<Buf, T>(
-    state: &mut [Buf],
-    f: impl FnOnce(&mut [&mut Buf]) -> Result<T>,
-) -> Result<T> {
+pub fn with_state_refs<Buf, T>(state: &mut [Buf], f: impl FnOnce(&mut [&mut Buf]) -> Result<T>) -> Result<T> {
     match state {
         [] => f(&mut []),
         [a] => f(&mut [a]),
         [a, b] => f(&mut [a, b]),
-        _ => Err(crate::Error::shape(
-            "update",
-            format!("{} state buffers given; rules keep at most 2", state.len()),
-        )),
+        _ => Err(crate::Error::shape("update", format!("{} state buffers given; rules keep at most 2", state.len()))),
     }
 }

@@ -9,10 +9,7 @@ pub fn fits(op: &'static str, name: &str, what: Dims, have: usize) -> Result<()>
     if what.len() > have {
         return Err(Error::shape(
             op,
-            format!(
-                "{name} is {what} ({} elements) but its buffer holds {have}",
-                what.len()
-            ),
+            format!("{name} is {what} ({} elements) but its buffer holds {have}", what.len()),
         ));
     }
     Ok(())
@@ -27,16 +24,12 @@ pub fn gemm(s: &Gemm, a: usize, b: usize, c: usize) -> Result<()> {
 
 /// Checks element-wise operands of `len` elements each.
 pub fn elementwise(op: &'static str, len: usize, operands: &[(&str, usize)]) -> Result<()> {
-    operands
-        .iter()
-        .try_for_each(|&(name, have)| fits(op, name, Dims::new(1, len), have))
+    operands.iter().try_for_each(|&(name, have)| fits(op, name, Dims::new(1, len), have))
 }
 
 /// Checks matrix operands that all have shape `d`.
 pub fn matrices(op: &'static str, d: Dims, operands: &[(&str, usize)]) -> Result<()> {
-    operands
-        .iter()
-        .try_for_each(|&(name, have)| fits(op, name, d, have))
+    operands.iter().try_for_each(|&(name, have)| fits(op, name, d, have))
 }
 
 /// Checks a bias (or column-sum) vector of `d.cols` entries.
@@ -50,22 +43,14 @@ pub fn stats(have: usize) -> Result<()> {
 }
 
 /// Checks the optimizer state buffers: `expected` buffers of at least `len` elements.
-pub fn state(
-    len: usize,
-    expected: usize,
-    have: impl ExactSizeIterator<Item = usize>,
-) -> Result<()> {
+pub fn state(len: usize, expected: usize, have: impl ExactSizeIterator<Item = usize>) -> Result<()> {
     if have.len() != expected {
         return Err(Error::shape(
             "update",
-            format!(
-                "the rule keeps {expected} state buffers but {} were given",
-                have.len()
-            ),
+            format!("the rule keeps {expected} state buffers but {} were given", have.len()),
         ));
     }
-    have.into_iter()
-        .try_for_each(|h| fits("update", "state", Dims::new(1, len), h))
+    have.into_iter().try_for_each(|h| fits("update", "state", Dims::new(1, len), h))
 }
 
 #[cfg(test)]
@@ -75,17 +60,8 @@ mod tests {
 
     #[test]
     fn gemm_error_names_operand_and_sizes() {
-        let s = Gemm {
-            ta: Trans::Yes,
-            tb: Trans::No,
-            m: 3,
-            n: 4,
-            k: 5,
-        };
+        let s = Gemm { ta: Trans::Yes, tb: Trans::No, m: 3, n: 4, k: 5 };
         let e = gemm(&s, 15, 19, 12).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "shape mismatch in gemm: B is 5×4 (20 elements) but its buffer holds 19"
-        );
+        assert_eq!(e, "shape mismatch in gemm: B is 5×4 (20 elements) but its buffer holds 19");
     }
 }

@@ -17,27 +17,15 @@ pub fn gemm<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E
     check::gemm(&s, a.len(), b.len(), c.len())?;
     let Gemm { ta, tb, m, n, k } = s;
     let a_at = |i: usize, p: usize| {
-        if ta == Trans::No {
-            a[i * k + p]
-        } else {
-            a[p * m + i]
-        }
+        if ta == Trans::No { a[i * k + p] } else { a[p * m + i] }
     };
     let b_at = |p: usize, j: usize| {
-        if tb == Trans::No {
-            b[p * n + j]
-        } else {
-            b[j * k + p]
-        }
+        if tb == Trans::No { b[p * n + j] } else { b[j * k + p] }
     };
     for i in 0..m {
         for j in 0..n {
             let dot: E = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
-            let old = if beta == E::zero() {
-                E::zero()
-            } else {
-                beta * c[i * n + j]
-            };
+            let old = if beta == E::zero() { E::zero() } else { beta * c[i * n + j] };
             c[i * n + j] = alpha * dot + old;
         }
     }
@@ -47,20 +35,14 @@ pub fn gemm<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E
 /// `y ← x ⊙ y`.
 pub fn hadamard<E: Element>(len: usize, x: &[E], y: &mut [E]) -> Result<()> {
     check::elementwise("hadamard", len, &[("x", x.len()), ("y", y.len())])?;
-    y[..len]
-        .iter_mut()
-        .zip(&x[..len])
-        .for_each(|(y, &x)| *y = x * *y);
+    y[..len].iter_mut().zip(&x[..len]).for_each(|(y, &x)| *y = x * *y);
     Ok(())
 }
 
 /// `y ← α x + y`.
 pub fn axpy<E: Element>(len: usize, alpha: E, x: &[E], y: &mut [E]) -> Result<()> {
     check::elementwise("axpy", len, &[("x", x.len()), ("y", y.len())])?;
-    y[..len]
-        .iter_mut()
-        .zip(&x[..len])
-        .for_each(|(y, &x)| *y = alpha * x + *y);
+    y[..len].iter_mut().zip(&x[..len]).for_each(|(y, &x)| *y = alpha * x + *y);
     Ok(())
 }
 
@@ -82,9 +64,7 @@ pub fn activate<E: Element>(f: Activation, d: Dims, z: &[E], a: &mut [E]) -> Res
     }
     let (z, a) = (&z[..d.len()], &mut a[..d.len()]);
     if f.is_row_wise() {
-        z.chunks_exact(d.cols)
-            .zip(a.chunks_exact_mut(d.cols))
-            .for_each(|(z, a)| softmax_row(z, a));
+        z.chunks_exact(d.cols).zip(a.chunks_exact_mut(d.cols)).for_each(|(z, a)| softmax_row(z, a));
     } else {
         a.iter_mut().zip(z).for_each(|(a, &z)| *a = f.apply(z));
     }
@@ -92,26 +72,14 @@ pub fn activate<E: Element>(f: Activation, d: Dims, z: &[E], a: &mut [E]) -> Res
 }
 
 /// `δ ← δ ⊙ σ'(z)`, or the softmax Jacobian product row by row.
-pub fn activate_grad<E: Element>(
-    f: Activation,
-    d: Dims,
-    z: &[E],
-    a: &[E],
-    delta: &mut [E],
-) -> Result<()> {
-    check::matrices(
-        "activate_grad",
-        d,
-        &[("z", z.len()), ("a", a.len()), ("delta", delta.len())],
-    )?;
+pub fn activate_grad<E: Element>(f: Activation, d: Dims, z: &[E], a: &[E], delta: &mut [E]) -> Result<()> {
+    check::matrices("activate_grad", d, &[("z", z.len()), ("a", a.len()), ("delta", delta.len())])?;
     if d.is_empty() {
         return Ok(());
     }
     let (z, a, delta) = (&z[..d.len()], &a[..d.len()], &mut delta[..d.len()]);
     if f.is_row_wise() {
-        a.chunks_exact(d.cols)
-            .zip(delta.chunks_exact_mut(d.cols))
-            .for_each(|(a, delta)| softmax_row_grad(a, delta));
+        a.chunks_exact(d.cols).zip(delta.chunks_exact_mut(d.cols)).for_each(|(a, delta)| softmax_row_grad(a, delta));
     } else {
         for ((delta, &z), &a) in delta.iter_mut().zip(z).zip(a) {
             *delta = *delta * f.derivative(z, a);
@@ -173,12 +141,7 @@ fn loss_row<E: Element>(l: Loss, o: &[E], y: &[E], g: &mut [E], scale: E) -> (E,
             let delta = E::of(delta);
             for ((g, &o), &y) in g.iter_mut().zip(o).zip(y) {
                 let r = o - y;
-                total = total
-                    + if r.abs() <= delta {
-                        half * r * r
-                    } else {
-                        delta * (r.abs() - half * delta)
-                    };
+                total = total + if r.abs() <= delta { half * r * r } else { delta * (r.abs() - half * delta) };
                 *g = r.max(-delta).min(delta) * scale;
             }
         }
@@ -201,32 +164,13 @@ fn loss_row<E: Element>(l: Loss, o: &[E], y: &[E], g: &mut [E], scale: E) -> (E,
             }
         }
     }
-    let correct = if o.len() == 1 {
-        (o[0] > half) == (y[0] > half)
-    } else {
-        argmax(o) == argmax(y)
-    };
+    let correct = if o.len() == 1 { (o[0] > half) == (y[0] > half) } else { argmax(o) == argmax(y) };
     (total, usize::from(correct))
 }
 
 /// Loss value, correct count and output error of a batch (see [`crate::Backend::loss`]).
-pub fn loss<E: Element>(
-    l: Loss,
-    d: Dims,
-    out: &[E],
-    target: &[E],
-    grad: &mut [E],
-    stats: &mut [E],
-) -> Result<()> {
-    check::matrices(
-        "loss",
-        d,
-        &[
-            ("output", out.len()),
-            ("target", target.len()),
-            ("grad", grad.len()),
-        ],
-    )?;
+pub fn loss<E: Element>(l: Loss, d: Dims, out: &[E], target: &[E], grad: &mut [E], stats: &mut [E]) -> Result<()> {
+    check::matrices("loss", d, &[("output", out.len()), ("target", target.len()), ("grad", grad.len())])?;
     check::stats(stats.len())?;
     let per_element = !matches!(l, Loss::SoftmaxCe);
     let norm = if per_element { d.len() } else { d.rows }.max(1);
@@ -301,16 +245,10 @@ pub fn update<E: Element>(u: &Update, w: &mut [E], g: &[E], s0: &mut [E], s1: &m
                 *w = *w - step * *m / ((*v / c2).sqrt() + eps);
             }
         }
-        Rule::Rprop {
-            eta_minus,
-            eta_plus,
-            step_min,
-            step_max,
-        } => {
+        Rule::Rprop { eta_minus, eta_plus, step_min, step_max } => {
             let (em, ep) = (E::of(eta_minus), E::of(eta_plus));
             let (lo, hi) = (E::of(step_min), E::of(step_max));
-            for (((w, &g), prev), step) in w.iter_mut().zip(g).zip(s0.iter_mut()).zip(s1.iter_mut())
-            {
+            for (((w, &g), prev), step) in w.iter_mut().zip(g).zip(s0.iter_mut()).zip(s1.iter_mut()) {
                 let g = prepare(w, g);
                 let trend = *prev * g;
                 if trend < E::zero() {
@@ -341,13 +279,7 @@ fn sign<E: Element>(x: E) -> E {
 }
 
 /// Checks the operands of an update and runs it on `Vec` buffers (the CPU backends' buffers).
-pub fn update_vecs<E: Element>(
-    u: &Update,
-    len: usize,
-    w: &mut [E],
-    g: &[E],
-    state: &mut [&mut Vec<E>],
-) -> Result<()> {
+pub fn update_vecs<E: Element>(u: &Update, len: usize, w: &mut [E], g: &[E], state: &mut [&mut Vec<E>]) -> Result<()> {
     check::elementwise("update", len, &[("w", w.len()), ("g", g.len())])?;
     check::state(len, u.rule.state_count(), state.iter().map(|s| s.len()))?;
     let (w, g) = (&mut w[..len], &g[..len]);
@@ -365,11 +297,7 @@ pub fn dropout_mask<E: Element>(len: usize, rate: f64, seed: u64, mask: &mut [E]
     let t = dropout::threshold(rate);
     let kept = E::of(1.0 / (1.0 - rate));
     for (i, m) in mask[..len].iter_mut().enumerate() {
-        *m = if dropout::keep(seed, i as u64, t) {
-            kept
-        } else {
-            E::zero()
-        };
+        *m = if dropout::keep(seed, i as u64, t) { kept } else { E::zero() };
     }
     Ok(())
 }

@@ -32,10 +32,7 @@ mod tests {
         let t = threshold(0.3);
         let kept = (0..100_000u64).filter(|&i| keep(42, i, t)).count();
         assert!((kept as f64 / 100_000.0 - 0.7).abs() < 0.01, "{kept}");
-        assert_eq!(
-            (0..1000u64).filter(|&i| keep(1, i, threshold(0.0))).count(),
-            1000
-        );
+        assert_eq!((0..1000u64).filter(|&i| keep(1, i, threshold(0.0))).count(), 1000);
     }
 
     #[test]

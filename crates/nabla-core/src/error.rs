@@ -18,12 +18,7 @@ pub enum Error {
         "the loss became non-finite ({value}) at epoch {epoch}, step {step}; first seen in {origin}. \
          Lower the learning rate, scale the inputs, or check the data for NaN/inf"
     )]
-    NonFinite {
-        value: f64,
-        epoch: usize,
-        step: usize,
-        origin: String,
-    },
+    NonFinite { value: f64, epoch: usize, step: usize, origin: String },
 
     /// A backend failed (device error, allocation failure, plugin error code).
     #[error("{backend} backend: {detail}")]
@@ -39,10 +34,7 @@ pub enum Error {
 
     /// A file could not be read or written.
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 
     /// A model or checkpoint file is malformed or does not fit the network.
     #[error("{path}: {detail}")]
@@ -55,25 +47,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An [`Error::Invalid`] for the named setting.
     pub fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Error {
-        Error::Invalid {
-            what: what.into(),
-            detail: detail.into(),
-        }
+        Error::Invalid { what: what.into(), detail: detail.into() }
     }
 
     /// An [`Error::Shape`] for operation `op`.
     pub fn shape(op: &'static str, detail: impl Into<String>) -> Error {
-        Error::Shape {
-            op,
-            detail: detail.into(),
-        }
+        Error::Shape { op, detail: detail.into() }
     }
 
     /// An [`Error::Backend`] from backend `backend`.
     pub fn backend(backend: impl Into<String>, detail: impl Into<String>) -> Error {
-        Error::Backend {
-            backend: backend.into(),
-            detail: detail.into(),
-        }
+        Error::Backend { backend: backend.into(), detail: detail.into() }
     }
 }

@@ -41,16 +41,10 @@ pub struct GradCheck {
 /// Sets every bias to a seeded random value in `[−scale, scale]`. Freshly initialised biases are
 /// zero, and an input of zero (the centre of the spirals, say) then puts a ReLU unit exactly on
 /// its kink, where a finite difference straddles two slopes; random biases move units off it.
-pub fn randomize_biases<B: Backend<f64>>(
-    net: &mut Network<f64, B>,
-    scale: f64,
-    seed: u64,
-) -> Result<()> {
+pub fn randomize_biases<B: Backend<f64>>(net: &mut Network<f64, B>, scale: f64, seed: u64) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for l in 0..net.architecture().layers() {
-        let b: Vec<f64> = (0..net.architecture().sizes[l + 1])
-            .map(|_| rng.random_range(-scale..=scale))
-            .collect();
+        let b: Vec<f64> = (0..net.architecture().sizes[l + 1]).map(|_| rng.random_range(-scale..=scale)).collect();
         net.set_parameter(2 * l + 1, &b)?;
     }
     Ok(())
@@ -97,12 +91,7 @@ pub fn gradient_check<B: Backend<f64>>(
             let (w, b) = (2 * l, 2 * l + 1);
             let max_abs_error = [w, b]
                 .iter()
-                .flat_map(|&t| {
-                    analytic[t]
-                        .iter()
-                        .zip(&numeric[t])
-                        .map(|(a, n)| (a - n).abs())
-                })
+                .flat_map(|&t| analytic[t].iter().zip(&numeric[t]).map(|(a, n)| (a - n).abs()))
                 .fold(0.0, f64::max);
             LayerCheck {
                 layer: l + 1,
@@ -112,14 +101,6 @@ pub fn gradient_check<B: Backend<f64>>(
             }
         })
         .collect();
-    let max_rel_error = layers
-        .iter()
-        .map(|l| l.weight_rel_error.max(l.bias_rel_error))
-        .fold(0.0, f64::max);
-    Ok(GradCheck {
-        layers,
-        max_rel_error,
-        epsilon,
-        parameters: params.iter().map(Vec::len).sum(),
-    })
+    let max_rel_error = layers.iter().map(|l| l.weight_rel_error.max(l.bias_rel_error)).fold(0.0, f64::max);
+    Ok(GradCheck { layers, max_rel_error, epsilon, parameters: params.iter().map(Vec::len).sum() })
 }

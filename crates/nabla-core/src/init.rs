@@ -44,21 +44,12 @@ he-normal, he-uniform, lecun, orthogonal[:GAIN]";
 impl Init {
     /// Draws a `rows × cols` weight matrix (row-major) for a layer with `fan_in = cols`,
     /// `fan_out = rows`. `he` resolves [`Init::Auto`].
-    pub fn draw(
-        self,
-        rows: usize,
-        cols: usize,
-        he: bool,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<Vec<f64>> {
+    pub fn draw(self, rows: usize, cols: usize, he: bool, rng: &mut ChaCha8Rng) -> Result<Vec<f64>> {
         let (fan_in, fan_out) = (cols as f64, rows as f64);
         let n = rows * cols;
-        let uniform =
-            |a: f64, rng: &mut ChaCha8Rng| (0..n).map(|_| rng.random_range(-a..=a)).collect();
+        let uniform = |a: f64, rng: &mut ChaCha8Rng| (0..n).map(|_| rng.random_range(-a..=a)).collect();
         let normal = |std: f64, rng: &mut ChaCha8Rng| {
-            (0..n)
-                .map(|_| std * Distribution::<f64>::sample(&StandardNormal, rng))
-                .collect::<Vec<f64>>()
+            (0..n).map(|_| std * Distribution::<f64>::sample(&StandardNormal, rng)).collect::<Vec<f64>>()
         };
         Ok(match self {
             Init::Auto if he => normal((2.0 / fan_in).sqrt(), rng),
@@ -70,9 +61,7 @@ impl Init {
             Init::HeNormal => normal((2.0 / fan_in).sqrt(), rng),
             Init::HeUniform => uniform((6.0 / fan_in).sqrt(), rng),
             Init::LeCun => normal((1.0 / fan_in).sqrt(), rng),
-            Init::Orthogonal { gain } => {
-                crate::orthogonal::draw(rows, cols, gain, normal(1.0, rng))?
-            }
+            Init::Orthogonal { gain } => crate::orthogonal::draw(rows, cols, gain, normal(1.0, rng))?,
         })
     }
 }
@@ -105,34 +94,22 @@ impl FromStr for Init {
         };
         let positive = |default: f64| -> Result<f64> {
             let v = param.unwrap_or(default);
-            if v.is_finite() && v > 0.0 {
-                Ok(v)
-            } else {
-                Err(bad())
-            }
+            if v.is_finite() && v > 0.0 { Ok(v) } else { Err(bad()) }
         };
         let plain = |init: Init| {
-            if param.is_some() {
-                Err(bad())
-            } else {
-                Ok(init)
-            }
+            if param.is_some() { Err(bad()) } else { Ok(init) }
         };
         match name.to_ascii_lowercase().as_str() {
             "auto" => plain(Init::Auto),
             "zeros" | "zero" => plain(Init::Zeros),
             "uniform" => Ok(Init::Uniform { a: positive(0.05)? }),
-            "normal" => Ok(Init::Normal {
-                std: positive(0.05)?,
-            }),
+            "normal" => Ok(Init::Normal { std: positive(0.05)? }),
             "xavier-uniform" | "glorot-uniform" | "xavier" | "glorot" => plain(Init::XavierUniform),
             "xavier-normal" | "glorot-normal" => plain(Init::XavierNormal),
             "he-normal" | "kaiming-normal" | "he" | "kaiming" => plain(Init::HeNormal),
             "he-uniform" | "kaiming-uniform" => plain(Init::HeUniform),
             "lecun" | "lecun-normal" => plain(Init::LeCun),
-            "orthogonal" => Ok(Init::Orthogonal {
-                gain: positive(1.0)?,
-            }),
+            "orthogonal" => Ok(Init::Orthogonal { gain: positive(1.0)? }),
             _ => Err(bad()),
         }
     }
@@ -167,32 +144,16 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             let w = init.draw(rows, cols, false, &mut rng).unwrap();
             let (mean, var) = moments(&w);
-            assert!(
-                mean.abs() < 3.0 * (variance / w.len() as f64).sqrt() + 1e-12,
-                "{init}: mean {mean}"
-            );
-            assert!(
-                (var / variance - 1.0).abs() < 0.02,
-                "{init}: variance {var} vs {variance}"
-            );
+            assert!(mean.abs() < 3.0 * (variance / w.len() as f64).sqrt() + 1e-12, "{init}: mean {mean}");
+            assert!((var / variance - 1.0).abs() < 0.02, "{init}: variance {var} vs {variance}");
         }
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        assert!(
-            Init::Zeros
-                .draw(3, 4, false, &mut rng)
-                .unwrap()
-                .iter()
-                .all(|&w| w == 0.0)
-        );
+        assert!(Init::Zeros.draw(3, 4, false, &mut rng).unwrap().iter().all(|&w| w == 0.0));
     }
 
     #[test]
     fn auto_picks_he_for_relu() {
-        let draw = |he| {
-            Init::Auto
-                .draw(100, 400, he, &mut ChaCha8Rng::seed_from_u64(2))
-                .unwrap()
-        };
+        let draw = |he| Init::Auto.draw(100, 400, he, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
         assert!((moments(&draw(true)).1 / (2.0 / 400.0) - 1.0).abs() < 0.03);
         assert!((moments(&draw(false)).1 / (2.0 / 500.0) - 1.0).abs() < 0.03);
     }
@@ -214,12 +175,6 @@ mod tests {
             assert_eq!(s.parse::<Init>().unwrap().to_string(), s);
         }
         assert!("normal:-1".parse::<Init>().is_err());
-        assert!(
-            "glorious"
-                .parse::<Init>()
-                .unwrap_err()
-                .to_string()
-                .contains("xavier-uniform")
-        );
+        assert!("glorious".parse::<Init>().unwrap_err().to_string().contains("xavier-uniform"));
     }
 }

@@ -20,17 +20,12 @@ extern crate openblas_src;
 macro_rules! serde_via_str {
     ($t:ty) => {
         impl ::serde::Serialize for $t {
-            fn serialize<S: ::serde::Serializer>(
-                &self,
-                s: S,
-            ) -> ::core::result::Result<S::Ok, S::Error> {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::core::result::Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
         impl<'de> ::serde::Deserialize<'de> for $t {
-            fn deserialize<D: ::serde::Deserializer<'de>>(
-                d: D,
-            ) -> ::core::result::Result<Self, D::Error> {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::core::result::Result<Self, D::Error> {
                 let s = <String as ::serde::Deserialize>::deserialize(d)?;
                 s.parse().map_err(::serde::de::Error::custom)
             }
@@ -57,7 +52,7 @@ pub mod train;
 pub mod update;
 
 pub use activation::Activation;
-pub use backend::{Backend, Dims, Gemm, Trans};
+pub use backend::{Backend, Dims, Gemm, Trans, with_state_refs};
 pub use element::{DType, Element};
 pub use error::{Error, Result};
 pub use gradcheck::{GradCheck, gradient_check, randomize_biases};
@@ -67,7 +62,5 @@ pub use network::{Architecture, Mode, Network, Score};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use reference::Reference;
 pub use schedule::Schedule;
-pub use train::{
-    Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, TrainConfig, Trainer,
-};
+pub use train::{Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, TrainConfig, Trainer};
 pub use update::{Rule, Update};

@@ -117,22 +117,14 @@ impl FromStr for Loss {
             None => (s, None),
         };
         let plain = |loss: Loss| {
-            if param.is_some() {
-                Err(bad())
-            } else {
-                Ok(loss)
-            }
+            if param.is_some() { Err(bad()) } else { Ok(loss) }
         };
         match name.to_ascii_lowercase().as_str() {
             "mse" => plain(Loss::Mse),
             "mae" | "l1" => plain(Loss::Mae),
             "huber" => {
                 let delta = param.unwrap_or(1.0);
-                if delta.is_finite() && delta > 0.0 {
-                    Ok(Loss::Huber { delta })
-                } else {
-                    Err(bad())
-                }
+                if delta.is_finite() && delta > 0.0 { Ok(Loss::Huber { delta }) } else { Err(bad()) }
             }
             "bce" => plain(Loss::Bce),
             "softmax-ce" | "ce" | "cross-entropy" => plain(Loss::SoftmaxCe),
@@ -149,13 +141,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for loss in [
-            Loss::Mse,
-            Loss::Mae,
-            Loss::Huber { delta: 0.5 },
-            Loss::Bce,
-            Loss::SoftmaxCe,
-        ] {
+        for loss in [Loss::Mse, Loss::Mae, Loss::Huber { delta: 0.5 }, Loss::Bce, Loss::SoftmaxCe] {
             assert_eq!(loss.to_string().parse::<Loss>().unwrap(), loss);
             assert_eq!(Loss::from_code(loss.code(), loss.param()), Some(loss));
         }

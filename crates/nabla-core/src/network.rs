@@ -42,12 +42,7 @@ impl Architecture {
         if let Some(last) = activations.last_mut() {
             *last = loss.default_output_activation();
         }
-        let arch = Architecture {
-            sizes: sizes.to_vec(),
-            activations,
-            loss,
-            dropout: 0.0,
-        };
+        let arch = Architecture { sizes: sizes.to_vec(), activations, loss, dropout: 0.0 };
         arch.validate()?;
         Ok(arch)
     }
@@ -73,29 +68,19 @@ impl Architecture {
         if self.sizes.len() < 2 {
             return Err(Error::invalid(
                 "layers",
-                format!(
-                    "{:?}; give at least an input and an output size, e.g. 2,16,1",
-                    self.sizes
-                ),
+                format!("{:?}; give at least an input and an output size, e.g. 2,16,1", self.sizes),
             ));
         }
         if let Some(i) = self.sizes.iter().position(|&s| s == 0) {
             return Err(Error::invalid(
                 "layers",
-                format!(
-                    "{:?}: size {i} is zero; every layer needs ≥ 1 unit",
-                    self.sizes
-                ),
+                format!("{:?}: size {i} is zero; every layer needs ≥ 1 unit", self.sizes),
             ));
         }
         if self.activations.len() != self.layers() {
             return Err(Error::invalid(
                 "activations",
-                format!(
-                    "{} given for {} layers",
-                    self.activations.len(),
-                    self.layers()
-                ),
+                format!("{} given for {} layers", self.activations.len(), self.layers()),
             ));
         }
         let output = self.output_activation();
@@ -104,23 +89,14 @@ impl Architecture {
         {
             return Err(Error::invalid(
                 "output activation",
-                format!(
-                    "`{output}` with loss `{}`: this loss is fused with a `{fused}` output",
-                    self.loss
-                ),
+                format!("`{output}` with loss `{}`: this loss is fused with a `{fused}` output", self.loss),
             ));
         }
         if self.loss == Loss::SoftmaxCe && self.outputs() < 2 {
-            return Err(Error::invalid(
-                "layers",
-                "softmax-ce needs at least 2 outputs; use bce for one",
-            ));
+            return Err(Error::invalid("layers", "softmax-ce needs at least 2 outputs; use bce for one"));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid(
-                "dropout",
-                format!("{}; it must be in [0, 1)", self.dropout),
-            ));
+            return Err(Error::invalid("dropout", format!("{}; it must be in [0, 1)", self.dropout)));
         }
         Ok(())
     }
@@ -152,9 +128,7 @@ impl Architecture {
 
     /// The number of trainable parameters, `Σ out·in + out`.
     pub fn parameter_count(&self) -> usize {
-        (0..self.layers())
-            .map(|l| self.weight_dims(l).len() + self.sizes[l + 1])
-            .sum()
+        (0..self.layers()).map(|l| self.weight_dims(l).len() + self.sizes[l + 1]).sum()
     }
 }
 
@@ -242,15 +216,8 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         for l in 0..arch.layers() {
             let d = arch.weight_dims(l);
             let he = arch.activations[l].prefers_he_init();
-            let w: Vec<E> = init
-                .draw(d.rows, d.cols, he, &mut rng)?
-                .into_iter()
-                .map(E::of)
-                .collect();
-            params.push(Tensors {
-                weight: backend.upload(&w)?,
-                bias: backend.alloc(d.rows)?,
-            });
+            let w: Vec<E> = init.draw(d.rows, d.cols, he, &mut rng)?.into_iter().map(E::of).collect();
+            params.push(Tensors { weight: backend.upload(&w)?, bias: backend.alloc(d.rows)? });
         }
         Self::assemble(backend, arch, params, mix64(seed ^ 0xD80F_0D80))
     }
@@ -261,49 +228,24 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         if tensors.len() != 2 * arch.layers() {
             return Err(Error::shape(
                 "from_parameters",
-                format!(
-                    "{} tensors given for {} layers (a weight and a bias each)",
-                    tensors.len(),
-                    arch.layers()
-                ),
+                format!("{} tensors given for {} layers (a weight and a bias each)", tensors.len(), arch.layers()),
             ));
         }
         let mut params = Vec::with_capacity(arch.layers());
         for (l, pair) in tensors.chunks_exact(2).enumerate() {
             let d = arch.weight_dims(l);
-            check_len(
-                "from_parameters",
-                &format!("layers.{l}.weight ({d})"),
-                d.len(),
-                pair[0].len(),
-            )?;
-            check_len(
-                "from_parameters",
-                &format!("layers.{l}.bias"),
-                d.rows,
-                pair[1].len(),
-            )?;
-            params.push(Tensors {
-                weight: backend.upload(&pair[0])?,
-                bias: backend.upload(&pair[1])?,
-            });
+            check_len("from_parameters", &format!("layers.{l}.weight ({d})"), d.len(), pair[0].len())?;
+            check_len("from_parameters", &format!("layers.{l}.bias"), d.rows, pair[1].len())?;
+            params.push(Tensors { weight: backend.upload(&pair[0])?, bias: backend.upload(&pair[1])? });
         }
         Self::assemble(backend, arch, params, 0)
     }
 
-    fn assemble(
-        backend: B,
-        arch: Architecture,
-        params: Vec<Tensors<B::Buf>>,
-        dropout_seed: u64,
-    ) -> Result<Self> {
+    fn assemble(backend: B, arch: Architecture, params: Vec<Tensors<B::Buf>>, dropout_seed: u64) -> Result<Self> {
         let grads = (0..arch.layers())
             .map(|l| {
                 let d = arch.weight_dims(l);
-                Ok(Tensors {
-                    weight: backend.alloc(d.len())?,
-                    bias: backend.alloc(d.rows)?,
-                })
+                Ok(Tensors { weight: backend.alloc(d.len())?, bias: backend.alloc(d.rows)? })
             })
             .collect::<Result<_>>()?;
         Ok(Network {
@@ -370,25 +312,12 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         let layers = (0..self.arch.layers())
             .map(|l| {
                 let len = rows * self.arch.sizes[l + 1];
-                let dropout = if l < last && self.arch.dropout > 0.0 {
-                    Some((b.alloc(len)?, b.alloc(len)?))
-                } else {
-                    None
-                };
-                Ok(LayerWork {
-                    z: b.alloc(len)?,
-                    a: b.alloc(len)?,
-                    delta: b.alloc(len)?,
-                    dropout,
-                })
+                let dropout =
+                    if l < last && self.arch.dropout > 0.0 { Some((b.alloc(len)?, b.alloc(len)?)) } else { None };
+                Ok(LayerWork { z: b.alloc(len)?, a: b.alloc(len)?, delta: b.alloc(len)?, dropout })
             })
             .collect::<Result<_>>()?;
-        self.work = Some(Workspace {
-            rows,
-            layers,
-            stats: b.alloc(2)?,
-            dropped: false,
-        });
+        self.work = Some(Workspace { rows, layers, stats: b.alloc(2)?, dropped: false });
         Ok(())
     }
 
@@ -397,58 +326,27 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// pass through the dropout mask, and a fused output activation is left to the loss.
     pub fn forward(&mut self, x: &B::Buf, rows: usize, mode: Mode) -> Result<()> {
         self.reserve(rows)?;
-        check::fits(
-            "forward",
-            "x",
-            Dims::new(rows, self.arch.inputs()),
-            self.backend.len(x),
-        )?;
+        check::fits("forward", "x", Dims::new(rows, self.arch.inputs()), self.backend.len(x))?;
         let dropout = mode == Mode::Train && self.arch.dropout > 0.0;
         if mode == Mode::Train {
             self.forward_passes += 1;
         }
         let step_seed = mix64(self.dropout_seed ^ mix64(self.forward_passes));
         let (b, arch) = (&self.backend, &self.arch);
-        let work = self
-            .work
-            .as_mut()
-            .ok_or_else(|| Error::invalid("batch", "no workspace"))?;
+        let work = self.work.as_mut().ok_or_else(|| Error::invalid("batch", "no workspace"))?;
         work.dropped = dropout;
         let last = arch.layers() - 1;
         for l in 0..arch.layers() {
             let (done, rest) = work.layers.split_at_mut(l);
             let cur = &mut rest[0];
-            let input = if l == 0 {
-                x
-            } else {
-                done[l - 1].output(dropout)
-            };
+            let input = if l == 0 { x } else { done[l - 1].output(dropout) };
             let d = Dims::new(rows, arch.sizes[l + 1]);
-            let shape = Gemm {
-                ta: Trans::No,
-                tb: Trans::Yes,
-                m: rows,
-                n: d.cols,
-                k: arch.sizes[l],
-            };
-            b.gemm(
-                shape,
-                E::one(),
-                input,
-                &self.params[l].weight,
-                E::zero(),
-                &mut cur.z,
-            )?;
+            let shape = Gemm { ta: Trans::No, tb: Trans::Yes, m: rows, n: d.cols, k: arch.sizes[l] };
+            b.gemm(shape, E::one(), input, &self.params[l].weight, E::zero(), &mut cur.z)?;
             if l == last && mode == Mode::Train && arch.loss.fused_activation().is_some() {
                 b.bias_add(d, &self.params[l].bias, &mut cur.z)?;
             } else {
-                b.bias_add_activate(
-                    arch.activations[l],
-                    d,
-                    &self.params[l].bias,
-                    &mut cur.z,
-                    &mut cur.a,
-                )?;
+                b.bias_add_activate(arch.activations[l], d, &self.params[l].bias, &mut cur.z, &mut cur.a)?;
             }
             if let (true, Some((mask, dropped))) = (dropout, cur.dropout.as_mut()) {
                 b.dropout_mask(d.len(), arch.dropout, mix64(step_seed ^ l as u64), mask)?;
@@ -464,17 +362,10 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// is then multiplied by `σ'(Zᴸ)`: `δᴸ = ∇ₐC ⊙ σ'(Zᴸ)`. Also records the batch's loss.
     pub fn output_error(&mut self, y: &B::Buf, rows: usize) -> Result<()> {
         let (b, arch) = (&self.backend, &self.arch);
-        let work = self
-            .work
-            .as_mut()
-            .filter(|w| w.rows >= rows)
-            .ok_or_else(|| no_forward("output_error"))?;
+        let work = self.work.as_mut().filter(|w| w.rows >= rows).ok_or_else(|| no_forward("output_error"))?;
         let d = Dims::new(rows, arch.outputs());
         check::fits("output_error", "y", d, b.len(y))?;
-        let out = work
-            .layers
-            .last_mut()
-            .ok_or_else(|| no_forward("output_error"))?;
+        let out = work.layers.last_mut().ok_or_else(|| no_forward("output_error"))?;
         if arch.loss.fused_activation().is_some() {
             b.loss(arch.loss, d, &out.z, y, &mut out.delta, &mut work.stats)
         } else {
@@ -488,59 +379,26 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// (through the dropout mask when the forward pass used one). `x` is the forward pass's input.
     pub fn backward(&mut self, x: &B::Buf, rows: usize) -> Result<()> {
         let (b, arch) = (&self.backend, &self.arch);
-        let work = self
-            .work
-            .as_mut()
-            .filter(|w| w.rows >= rows)
-            .ok_or_else(|| no_forward("backward"))?;
+        let work = self.work.as_mut().filter(|w| w.rows >= rows).ok_or_else(|| no_forward("backward"))?;
         let dropped = work.dropped;
         for l in (0..arch.layers()).rev() {
             let (done, rest) = work.layers.split_at_mut(l);
             let cur = &rest[0];
             let (n_in, n_out) = (arch.sizes[l], arch.sizes[l + 1]);
-            let input = if l == 0 {
-                x
-            } else {
-                done[l - 1].output(dropped)
-            };
+            let input = if l == 0 { x } else { done[l - 1].output(dropped) };
             let grad = &mut self.grads[l];
-            let dw = Gemm {
-                ta: Trans::Yes,
-                tb: Trans::No,
-                m: n_out,
-                n: n_in,
-                k: rows,
-            };
+            let dw = Gemm { ta: Trans::Yes, tb: Trans::No, m: n_out, n: n_in, k: rows };
             b.gemm(dw, E::one(), &cur.delta, input, E::zero(), &mut grad.weight)?;
             b.sum_rows(Dims::new(rows, n_out), &cur.delta, &mut grad.bias)?;
             if l > 0 {
                 let prev = &mut done[l - 1];
-                let da = Gemm {
-                    ta: Trans::No,
-                    tb: Trans::No,
-                    m: rows,
-                    n: n_in,
-                    k: n_out,
-                };
-                b.gemm(
-                    da,
-                    E::one(),
-                    &cur.delta,
-                    &self.params[l].weight,
-                    E::zero(),
-                    &mut prev.delta,
-                )?;
+                let da = Gemm { ta: Trans::No, tb: Trans::No, m: rows, n: n_in, k: n_out };
+                b.gemm(da, E::one(), &cur.delta, &self.params[l].weight, E::zero(), &mut prev.delta)?;
                 let d = Dims::new(rows, n_in);
                 if let (true, Some((mask, _))) = (dropped, prev.dropout.as_ref()) {
                     b.hadamard(d.len(), mask, &mut prev.delta)?;
                 }
-                b.activate_grad(
-                    arch.activations[l - 1],
-                    d,
-                    &prev.z,
-                    &prev.a,
-                    &mut prev.delta,
-                )?;
+                b.activate_grad(arch.activations[l - 1], d, &prev.z, &prev.a, &mut prev.delta)?;
             }
         }
         Ok(())
@@ -550,40 +408,22 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// `opt` in general (regularisation on weights only).
     pub fn update(&mut self, opt: &mut Optimizer<B::Buf>) -> Result<()> {
         if opt.state.len() != 2 * self.params.len() {
-            return Err(Error::shape(
-                "update",
-                "the optimizer was made for another network",
-            ));
+            return Err(Error::shape("update", "the optimizer was made for another network"));
         }
         opt.t += 1;
         let (uw, ub) = (opt.update_for(Param::Weight), opt.update_for(Param::Bias));
-        for ((p, g), state) in self
-            .params
-            .iter_mut()
-            .zip(&self.grads)
-            .zip(opt.state.chunks_exact_mut(2))
-        {
+        for ((p, g), state) in self.params.iter_mut().zip(&self.grads).zip(opt.state.chunks_exact_mut(2)) {
             let (sw, sb) = state.split_at_mut(1);
             let b = &self.backend;
-            with_state_refs(&mut sw[0], |s| {
-                b.update(&uw, b.len(&g.weight), &mut p.weight, &g.weight, s)
-            })?;
-            with_state_refs(&mut sb[0], |s| {
-                b.update(&ub, b.len(&g.bias), &mut p.bias, &g.bias, s)
-            })?;
+            with_state_refs(&mut sw[0], |s| b.update(&uw, b.len(&g.weight), &mut p.weight, &g.weight, s))?;
+            with_state_refs(&mut sb[0], |s| b.update(&ub, b.len(&g.bias), &mut p.bias, &g.bias, s))?;
         }
         Ok(())
     }
 
     /// One training step on `rows` samples already on the backend: forward, output error,
     /// backward, update. The batch's loss stays on the backend until [`Network::score`] reads it.
-    pub fn train_step(
-        &mut self,
-        x: &B::Buf,
-        y: &B::Buf,
-        rows: usize,
-        opt: &mut Optimizer<B::Buf>,
-    ) -> Result<()> {
+    pub fn train_step(&mut self, x: &B::Buf, y: &B::Buf, rows: usize, opt: &mut Optimizer<B::Buf>) -> Result<()> {
         self.forward(x, rows, Mode::Train)?;
         self.output_error(y, rows)?;
         self.backward(x, rows)?;
@@ -601,11 +441,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         let work = self.work.as_ref().ok_or_else(|| no_forward("score"))?;
         let mut stats = [E::zero(); 2];
         self.backend.download(&work.stats, &mut stats)?;
-        Ok(Score {
-            loss: stats[0].f64(),
-            correct: stats[1].f64() as usize,
-            predictions: 0,
-        })
+        Ok(Score { loss: stats[0].f64(), correct: stats[1].f64() as usize, predictions: 0 })
     }
 
     /// A new optimizer for this network, its state zeroed (RPROP's step sizes set to η).
@@ -616,20 +452,12 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
             for buf in [&p.weight, &p.bias] {
                 let len = self.backend.len(buf);
                 let bufs = (0..config.rule.state_count())
-                    .map(|i| {
-                        self.backend
-                            .upload(&vec![E::of(config.rule.initial_state(i, config.lr)); len])
-                    })
+                    .map(|i| self.backend.upload(&vec![E::of(config.rule.initial_state(i, config.lr)); len]))
                     .collect::<Result<_>>()?;
                 state.push(bufs);
             }
         }
-        Ok(Optimizer {
-            config,
-            lr: config.lr,
-            t: 0,
-            state,
-        })
+        Ok(Optimizer { config, lr: config.lr, t: 0, state })
     }
 
     /// Predictions `Aᴸ` for the host inputs `x` (`rows × inputs`), written to `out`
@@ -695,20 +523,12 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
 
     /// Downloads every parameter tensor (`W¹, b¹, W², b², …`) to the host.
     pub fn parameters_to_host(&self) -> Result<Vec<Vec<E>>> {
-        self.params
-            .iter()
-            .flat_map(|p| [&p.weight, &p.bias])
-            .map(|buf| self.download(buf))
-            .collect()
+        self.params.iter().flat_map(|p| [&p.weight, &p.bias]).map(|buf| self.download(buf)).collect()
     }
 
     /// Downloads every gradient tensor (`∂W¹, ∂b¹, …`) to the host.
     pub fn gradients_to_host(&self) -> Result<Vec<Vec<E>>> {
-        self.grads
-            .iter()
-            .flat_map(|p| [&p.weight, &p.bias])
-            .map(|buf| self.download(buf))
-            .collect()
+        self.grads.iter().flat_map(|p| [&p.weight, &p.bias]).map(|buf| self.download(buf)).collect()
     }
 
     /// Overwrites parameter tensor `i` (`W¹, b¹, W², b², …` order) from the host.
@@ -717,32 +537,16 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
             .params
             .get_mut(i / 2)
             .ok_or_else(|| Error::shape("set_parameter", format!("tensor {i} does not exist")))?;
-        let buf = if i % 2 == 0 {
-            &mut p.weight
-        } else {
-            &mut p.bias
-        };
-        check_len(
-            "set_parameter",
-            &format!("tensor {i}"),
-            self.backend.len(buf),
-            host.len(),
-        )?;
+        let buf = if i % 2 == 0 { &mut p.weight } else { &mut p.bias };
+        check_len("set_parameter", &format!("tensor {i}"), self.backend.len(buf), host.len())?;
         self.backend.write(host, buf)
     }
 
     /// Downloads the activations `Aˡ` (`which = 'a'`), pre-activations `Zˡ` (`'z'`) or errors
     /// `δˡ` (`'d'`) of layer `l` for the last `rows` samples (for inspection and diagnosis).
     pub fn layer_values(&self, l: usize, which: char, rows: usize) -> Result<Vec<E>> {
-        let work = self
-            .work
-            .as_ref()
-            .filter(|w| w.rows >= rows)
-            .ok_or_else(|| no_forward("layer_values"))?;
-        let lw = work
-            .layers
-            .get(l)
-            .ok_or_else(|| Error::shape("layer_values", format!("no layer {l}")))?;
+        let work = self.work.as_ref().filter(|w| w.rows >= rows).ok_or_else(|| no_forward("layer_values"))?;
+        let lw = work.layers.get(l).ok_or_else(|| Error::shape("layer_values", format!("no layer {l}")))?;
         let buf = match which {
             'z' => &lw.z,
             'a' => &lw.a,
@@ -757,27 +561,13 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// whose pre-activations are not finite, else the loss itself.
     pub fn locate_non_finite(&self, rows: usize) -> Result<String> {
         for l in 0..self.arch.layers() {
-            if self
-                .layer_values(l, 'z', rows)?
-                .iter()
-                .any(|v| !v.is_finite())
-            {
+            if self.layer_values(l, 'z', rows)?.iter().any(|v| !v.is_finite()) {
                 let params = self.download(&self.params[l].weight)?;
-                let cause = if params.iter().any(|v| !v.is_finite()) {
-                    "its weights"
-                } else {
-                    "its inputs"
-                };
-                return Ok(format!(
-                    "layer {} (pre-activations Z; non-finite values in {cause})",
-                    l + 1
-                ));
+                let cause = if params.iter().any(|v| !v.is_finite()) { "its weights" } else { "its inputs" };
+                return Ok(format!("layer {} (pre-activations Z; non-finite values in {cause})", l + 1));
             }
         }
-        Ok(format!(
-            "the loss `{}` (outputs finite; check the targets)",
-            self.arch.loss
-        ))
+        Ok(format!("the loss `{}` (outputs finite; check the targets)", self.arch.loss))
     }
 
     fn download(&self, buf: &B::Buf) -> Result<Vec<E>> {
@@ -800,17 +590,10 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         }
         self.reserve(rows)?;
         let capacity = self.capacity();
-        if self
-            .staging
-            .as_ref()
-            .is_none_or(|s| self.backend.len(&s.x) < capacity * n_in)
-        {
+        if self.staging.as_ref().is_none_or(|s| self.backend.len(&s.x) < capacity * n_in) {
             self.staging = None;
             let b = &self.backend;
-            self.staging = Some(Staging {
-                x: b.alloc(capacity * n_in)?,
-                y: b.alloc(capacity * n_out)?,
-            });
+            self.staging = Some(Staging { x: b.alloc(capacity * n_in)?, y: b.alloc(capacity * n_out)? });
         }
         let s = self.staging.as_mut().ok_or_else(|| no_forward("stage"))?;
         self.backend.write(x, &mut s.x)?;
@@ -821,10 +604,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     }
 
     /// Runs `f` with the staging buffers lent out of the network.
-    fn with_staging<T>(
-        &mut self,
-        f: impl FnOnce(&mut Self, &Staging<B::Buf>) -> Result<T>,
-    ) -> Result<T> {
+    fn with_staging<T>(&mut self, f: impl FnOnce(&mut Self, &Staging<B::Buf>) -> Result<T>) -> Result<T> {
         let staging = self.staging.take().ok_or_else(|| no_forward("staging"))?;
         let result = f(self, &staging);
         self.staging = Some(staging);
@@ -851,9 +631,7 @@ fn rows_of(op: &'static str, len: usize, width: usize, what: &str) -> Result<usi
     if len == 0 || len % width != 0 {
         return Err(Error::shape(
             op,
-            format!(
-                "{len} values are not a whole number (≥ 1) of rows of the network's {width} {what}"
-            ),
+            format!("{len} values are not a whole number (≥ 1) of rows of the network's {width} {what}"),
         ));
     }
     Ok(len / width)
@@ -861,10 +639,7 @@ fn rows_of(op: &'static str, len: usize, width: usize, what: &str) -> Result<usi
 
 fn check_len(op: &'static str, what: &str, expected: usize, have: usize) -> Result<()> {
     if expected != have {
-        return Err(Error::shape(
-            op,
-            format!("{what} needs {expected} values but {have} were given"),
-        ));
+        return Err(Error::shape(op, format!("{what} needs {expected} values but {have} were given")));
     }
     Ok(())
 }

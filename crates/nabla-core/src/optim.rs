@@ -30,59 +30,21 @@ impl OptimizerConfig {
     /// momentum μ = 0.9; Adagrad ε = 1e-10; RMSprop ρ = 0.99, ε = 1e-8; Adam β = (0.9, 0.999),
     /// ε = 1e-8; AdamW the same with decay 0.01; RPROP η⁻ = 0.5, η⁺ = 1.2, Δ ∈ [1e-6, 50].
     pub fn named(name: &str, lr: f64) -> Result<OptimizerConfig> {
-        let adam = Rule::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        };
+        let adam = Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
         let (rule, decay) = match name.to_ascii_lowercase().as_str() {
             "sgd" => (Rule::Sgd, 0.0),
-            "momentum" => (
-                Rule::Momentum {
-                    mu: 0.9,
-                    nesterov: false,
-                },
-                0.0,
-            ),
-            "nesterov" => (
-                Rule::Momentum {
-                    mu: 0.9,
-                    nesterov: true,
-                },
-                0.0,
-            ),
+            "momentum" => (Rule::Momentum { mu: 0.9, nesterov: false }, 0.0),
+            "nesterov" => (Rule::Momentum { mu: 0.9, nesterov: true }, 0.0),
             "adagrad" => (Rule::Adagrad { eps: 1e-10 }, 0.0),
-            "rmsprop" => (
-                Rule::RmsProp {
-                    rho: 0.99,
-                    eps: 1e-8,
-                },
-                0.0,
-            ),
+            "rmsprop" => (Rule::RmsProp { rho: 0.99, eps: 1e-8 }, 0.0),
             "adam" => (adam, 0.0),
             "adamw" => (adam, 0.01),
-            "rprop" => (
-                Rule::Rprop {
-                    eta_minus: 0.5,
-                    eta_plus: 1.2,
-                    step_min: 1e-6,
-                    step_max: 50.0,
-                },
-                0.0,
-            ),
+            "rprop" => (Rule::Rprop { eta_minus: 0.5, eta_plus: 1.2, step_min: 1e-6, step_max: 50.0 }, 0.0),
             _ => {
-                return Err(Error::invalid(
-                    "optimizer",
-                    format!("`{name}`; accepted: {OPTIMIZER_NAMES}"),
-                ));
+                return Err(Error::invalid("optimizer", format!("`{name}`; accepted: {OPTIMIZER_NAMES}")));
             }
         };
-        let config = OptimizerConfig {
-            rule,
-            lr,
-            l2: 0.0,
-            decay,
-        };
+        let config = OptimizerConfig { rule, lr, l2: 0.0, decay };
         config.validate()?;
         Ok(config)
     }
@@ -91,9 +53,7 @@ impl OptimizerConfig {
     pub fn name(&self) -> &'static str {
         match self.rule {
             Rule::Sgd => "sgd",
-            Rule::Momentum {
-                nesterov: false, ..
-            } => "momentum",
+            Rule::Momentum { nesterov: false, .. } => "momentum",
             Rule::Momentum { nesterov: true, .. } => "nesterov",
             Rule::Adagrad { .. } => "adagrad",
             Rule::RmsProp { .. } => "rmsprop",
@@ -109,10 +69,7 @@ impl OptimizerConfig {
             if v.is_finite() && v >= 0.0 {
                 Ok(())
             } else {
-                Err(Error::invalid(
-                    what,
-                    format!("{v}; it must be a finite number ≥ 0"),
-                ))
+                Err(Error::invalid(what, format!("{v}; it must be a finite number ≥ 0")))
             }
         };
         let unit = |what: &str, v: f64| {
@@ -123,10 +80,7 @@ impl OptimizerConfig {
             }
         };
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::invalid(
-                "learning rate",
-                format!("{}; it must be a finite number > 0", self.lr),
-            ));
+            return Err(Error::invalid("learning rate", format!("{}; it must be a finite number > 0", self.lr)));
         }
         finite_nonneg("l2", self.l2)?;
         finite_nonneg("weight decay", self.decay)?;
@@ -135,15 +89,10 @@ impl OptimizerConfig {
             Rule::Momentum { mu, .. } => unit("momentum", mu),
             Rule::Adagrad { eps } => finite_nonneg("epsilon", eps),
             Rule::RmsProp { rho, eps } => unit("rho", rho).and(finite_nonneg("epsilon", eps)),
-            Rule::Adam { beta1, beta2, eps } => unit("beta1", beta1)
-                .and(unit("beta2", beta2))
-                .and(finite_nonneg("epsilon", eps)),
-            Rule::Rprop {
-                eta_minus,
-                eta_plus,
-                step_min,
-                step_max,
-            } => {
+            Rule::Adam { beta1, beta2, eps } => {
+                unit("beta1", beta1).and(unit("beta2", beta2)).and(finite_nonneg("epsilon", eps))
+            }
+            Rule::Rprop { eta_minus, eta_plus, step_min, step_max } => {
                 if !(0.0 < eta_minus && eta_minus < 1.0 && eta_plus > 1.0 && eta_plus.is_finite()) {
                     return Err(Error::invalid("rprop factors", "need 0 < η⁻ < 1 < η⁺"));
                 }
@@ -229,13 +178,7 @@ impl<Buf> Optimizer<Buf> {
             Param::Weight => (self.config.l2, self.config.decay),
             Param::Bias => (0.0, 0.0),
         };
-        Update {
-            rule: self.config.rule,
-            lr: self.lr,
-            t: self.t,
-            l2,
-            decay,
-        }
+        Update { rule: self.config.rule, lr: self.lr, t: self.t, l2, decay }
     }
 }
 
@@ -248,12 +191,7 @@ mod tests {
         for name in OPTIMIZER_NAMES.split(", ") {
             assert_eq!(OptimizerConfig::named(name, 0.1).unwrap().name(), name);
         }
-        assert!(
-            OptimizerConfig::named("lion", 0.1)
-                .unwrap_err()
-                .to_string()
-                .contains("adamw")
-        );
+        assert!(OptimizerConfig::named("lion", 0.1).unwrap_err().to_string().contains("adamw"));
         for lr in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let e = OptimizerConfig::named("sgd", lr).unwrap_err().to_string();
             assert!(e.contains("learning rate"), "{e}");

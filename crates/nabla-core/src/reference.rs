@@ -41,15 +41,7 @@ impl<E: Element> Backend<E> for Reference {
         Ok(())
     }
 
-    fn gemm(
-        &self,
-        s: Gemm,
-        alpha: E,
-        a: &Vec<E>,
-        b: &Vec<E>,
-        beta: E,
-        c: &mut Vec<E>,
-    ) -> Result<()> {
+    fn gemm(&self, s: Gemm, alpha: E, a: &Vec<E>, b: &Vec<E>, beta: E, c: &mut Vec<E>) -> Result<()> {
         cpu::gemm(s, alpha, a, b, beta, c)
     }
 
@@ -69,14 +61,7 @@ impl<E: Element> Backend<E> for Reference {
         cpu::activate(f, d, z, a)
     }
 
-    fn activate_grad(
-        &self,
-        f: Activation,
-        d: Dims,
-        z: &Vec<E>,
-        a: &Vec<E>,
-        delta: &mut Vec<E>,
-    ) -> Result<()> {
+    fn activate_grad(&self, f: Activation, d: Dims, z: &Vec<E>, a: &Vec<E>, delta: &mut Vec<E>) -> Result<()> {
         cpu::activate_grad(f, d, z, a, delta)
     }
 
@@ -96,14 +81,7 @@ impl<E: Element> Backend<E> for Reference {
         cpu::loss(l, d, out, target, grad, stats)
     }
 
-    fn update(
-        &self,
-        u: &Update,
-        len: usize,
-        w: &mut Vec<E>,
-        g: &Vec<E>,
-        state: &mut [&mut Vec<E>],
-    ) -> Result<()> {
+    fn update(&self, u: &Update, len: usize, w: &mut Vec<E>, g: &Vec<E>, state: &mut [&mut Vec<E>]) -> Result<()> {
         cpu::update_vecs(u, len, w, g, state)
     }
 

@@ -22,12 +22,7 @@ pub enum Schedule {
     Cosine { warmup: usize, min_factor: f64 },
     /// Multiply the rate by `factor` when the monitored loss has not improved by more than
     /// `threshold` (relative) for `patience` epochs, never below `η₀·min_factor`.
-    Plateau {
-        factor: f64,
-        patience: usize,
-        threshold: f64,
-        min_factor: f64,
-    },
+    Plateau { factor: f64, patience: usize, threshold: f64, min_factor: f64 },
 }
 
 /// The schedule names accepted on the command line.
@@ -47,11 +42,7 @@ pub struct ScheduleState {
 
 impl Default for ScheduleState {
     fn default() -> Self {
-        ScheduleState {
-            factor: 1.0,
-            best: f64::INFINITY,
-            bad_epochs: 0,
-        }
+        ScheduleState { factor: 1.0, best: f64::INFINITY, bad_epochs: 0 }
     }
 }
 
@@ -61,32 +52,22 @@ impl Schedule {
         let bad = |detail: String| Err(Error::invalid("schedule", detail));
         match *self {
             Schedule::Constant => Ok(()),
-            Schedule::Step { every, gamma }
-                if every == 0 || !(gamma > 0.0 && gamma.is_finite()) =>
-            {
-                bad(format!(
-                    "step needs EVERY ≥ 1 and GAMMA > 0 (got {every}, {gamma})"
-                ))
+            Schedule::Step { every, gamma } if every == 0 || !(gamma > 0.0 && gamma.is_finite()) => {
+                bad(format!("step needs EVERY ≥ 1 and GAMMA > 0 (got {every}, {gamma})"))
             }
             Schedule::Exponential { gamma } if !(gamma > 0.0 && gamma.is_finite()) => {
                 bad(format!("exponential needs GAMMA > 0 (got {gamma})"))
             }
-            Schedule::Cosine { min_factor, .. } if !(0.0..=1.0).contains(&min_factor) => bad(
-                format!("cosine needs MIN_FACTOR in [0, 1] (got {min_factor})"),
-            ),
-            Schedule::Plateau {
-                factor,
-                patience,
-                threshold,
-                min_factor,
-            } if !(factor > 0.0 && factor < 1.0)
-                || patience == 0
-                || threshold < 0.0
-                || !(0.0..=1.0).contains(&min_factor) =>
+            Schedule::Cosine { min_factor, .. } if !(0.0..=1.0).contains(&min_factor) => {
+                bad(format!("cosine needs MIN_FACTOR in [0, 1] (got {min_factor})"))
+            }
+            Schedule::Plateau { factor, patience, threshold, min_factor }
+                if !(factor > 0.0 && factor < 1.0)
+                    || patience == 0
+                    || threshold < 0.0
+                    || !(0.0..=1.0).contains(&min_factor) =>
             {
-                bad(format!(
-                    "plateau needs 0 < FACTOR < 1 and PATIENCE ≥ 1 (got {factor}, {patience})"
-                ))
+                bad(format!("plateau needs 0 < FACTOR < 1 and PATIENCE ≥ 1 (got {factor}, {patience})"))
             }
             _ => Ok(()),
         }
@@ -96,9 +77,7 @@ impl Schedule {
     pub fn factor(&self, e: usize, epochs: usize, state: &ScheduleState) -> f64 {
         match *self {
             Schedule::Constant => 1.0,
-            Schedule::Step { every, gamma } => {
-                gamma.powi(i32::try_from(e / every.max(1)).unwrap_or(i32::MAX))
-            }
+            Schedule::Step { every, gamma } => gamma.powi(i32::try_from(e / every.max(1)).unwrap_or(i32::MAX)),
             Schedule::Exponential { gamma } => gamma.powi(i32::try_from(e).unwrap_or(i32::MAX)),
             Schedule::Cosine { warmup, min_factor } => {
                 if e < warmup {
@@ -106,8 +85,7 @@ impl Schedule {
                 } else {
                     let span = epochs.saturating_sub(warmup).max(1) as f64;
                     let progress = ((e - warmup) as f64 / span).min(1.0);
-                    min_factor
-                        + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                    min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
                 }
             }
             Schedule::Plateau { .. } => state.factor,
@@ -116,13 +94,7 @@ impl Schedule {
 
     /// Records the monitored loss at the end of an epoch (reduce-on-plateau's only input).
     pub fn observe(&self, loss: f64, state: &mut ScheduleState) {
-        if let Schedule::Plateau {
-            factor,
-            patience,
-            threshold,
-            min_factor,
-        } = *self
-        {
+        if let Schedule::Plateau { factor, patience, threshold, min_factor } = *self {
             if loss < state.best * (1.0 - threshold) {
                 state.best = loss;
                 state.bad_epochs = 0;
@@ -144,9 +116,7 @@ impl fmt::Display for Schedule {
             Schedule::Step { every, gamma } => write!(f, "step:{every}:{gamma}"),
             Schedule::Exponential { gamma } => write!(f, "exponential:{gamma}"),
             Schedule::Cosine { warmup, min_factor } => write!(f, "cosine:{warmup}:{min_factor}"),
-            Schedule::Plateau {
-                factor, patience, ..
-            } => write!(f, "plateau:{factor}:{patience}"),
+            Schedule::Plateau { factor, patience, .. } => write!(f, "plateau:{factor}:{patience}"),
         }
     }
 }
@@ -158,30 +128,16 @@ impl FromStr for Schedule {
         let bad = || Error::invalid("schedule", format!("`{s}`; accepted: {SCHEDULE_NAMES}"));
         let mut parts = s.split(':');
         let name = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let args: Vec<f64> = parts
-            .map(|p| p.parse::<f64>().map_err(|_| bad()))
-            .collect::<Result<_>>()?;
+        let args: Vec<f64> = parts.map(|p| p.parse::<f64>().map_err(|_| bad())).collect::<Result<_>>()?;
         let arg = |i: usize, default: f64| args.get(i).copied().unwrap_or(default);
         let count = |v: f64| {
-            if v >= 0.0 && v.fract() == 0.0 {
-                Ok(v as usize)
-            } else {
-                Err(bad())
-            }
+            if v >= 0.0 && v.fract() == 0.0 { Ok(v as usize) } else { Err(bad()) }
         };
         let schedule = match (name.as_str(), args.len()) {
             ("constant", 0) => Schedule::Constant,
-            ("step", 2) => Schedule::Step {
-                every: count(args[0])?,
-                gamma: args[1],
-            },
-            ("exponential", 0 | 1) => Schedule::Exponential {
-                gamma: arg(0, 0.95),
-            },
-            ("cosine", 0..=2) => Schedule::Cosine {
-                warmup: count(arg(0, 0.0))?,
-                min_factor: arg(1, 0.0),
-            },
+            ("step", 2) => Schedule::Step { every: count(args[0])?, gamma: args[1] },
+            ("exponential", 0 | 1) => Schedule::Exponential { gamma: arg(0, 0.95) },
+            ("cosine", 0..=2) => Schedule::Cosine { warmup: count(arg(0, 0.0))?, min_factor: arg(1, 0.0) },
             ("plateau", 0..=2) => Schedule::Plateau {
                 factor: arg(0, 0.5),
                 patience: count(arg(1, 10.0))?,
@@ -200,21 +156,13 @@ mod tests {
     use super::*;
 
     fn factors(s: Schedule, epochs: usize) -> Vec<f64> {
-        (0..epochs)
-            .map(|e| s.factor(e, epochs, &ScheduleState::default()))
-            .collect()
+        (0..epochs).map(|e| s.factor(e, epochs, &ScheduleState::default())).collect()
     }
 
     #[test]
     fn closed_forms() {
-        assert_eq!(
-            factors("step:2:0.5".parse().unwrap(), 5),
-            [1.0, 1.0, 0.5, 0.5, 0.25]
-        );
-        assert_eq!(
-            factors("exponential:0.5".parse().unwrap(), 3),
-            [1.0, 0.5, 0.25]
-        );
+        assert_eq!(factors("step:2:0.5".parse().unwrap(), 5), [1.0, 1.0, 0.5, 0.5, 0.25]);
+        assert_eq!(factors("exponential:0.5".parse().unwrap(), 3), [1.0, 0.5, 0.25]);
         let cos = factors("cosine:2:0.1".parse().unwrap(), 6);
         assert_eq!(&cos[..3], &[0.5, 1.0, 1.0]);
         assert!((cos[4] - 0.55).abs() < 1e-12, "{cos:?}");
@@ -234,14 +182,7 @@ mod tests {
 
     #[test]
     fn bad_schedules() {
-        for bad in [
-            "step:0:0.5",
-            "step:3",
-            "exponential:-1",
-            "cosine:1:2",
-            "plateau:2",
-            "warm",
-        ] {
+        for bad in ["step:0:0.5", "step:3", "exponential:-1", "cosine:1:2", "plateau:2", "warm"] {
             assert!(bad.parse::<Schedule>().is_err(), "{bad}");
         }
     }

@@ -60,10 +60,7 @@ impl std::str::FromStr for Monitor {
             "val-accuracy" | "val_accuracy" => Ok(Monitor::ValAccuracy),
             "loss" | "train-loss" => Ok(Monitor::Loss),
             "accuracy" | "train-accuracy" => Ok(Monitor::Accuracy),
-            _ => Err(Error::invalid(
-                "monitor",
-                format!("`{s}`; accepted: val-loss, val-accuracy, loss, accuracy"),
-            )),
+            _ => Err(Error::invalid("monitor", format!("`{s}`; accepted: val-loss, val-accuracy, loss, accuracy"))),
         }
     }
 }
@@ -121,10 +118,7 @@ impl TrainConfig {
     /// Checks the settings against an optimizer.
     pub fn validate(&self, optimizer: &OptimizerConfig) -> Result<()> {
         if self.batch_size == 0 {
-            return Err(Error::invalid(
-                "batch size",
-                "0; give at least 1 (or `full`)",
-            ));
+            return Err(Error::invalid("batch size", "0; give at least 1 (or `full`)"));
         }
         self.schedule.validate()?;
         if let Some(es) = &self.early_stopping {
@@ -132,10 +126,7 @@ impl TrainConfig {
                 return Err(Error::invalid("patience", "0; give at least 1 epoch"));
             }
             if !(es.min_delta >= 0.0 && es.min_delta.is_finite()) {
-                return Err(Error::invalid(
-                    "min delta",
-                    format!("{}; it must be a finite number ≥ 0", es.min_delta),
-                ));
+                return Err(Error::invalid("min delta", format!("{}; it must be a finite number ≥ 0", es.min_delta)));
             }
         }
         optimizer.validate()
@@ -271,11 +262,7 @@ pub struct Trainer<E: Element, B: Backend<E>> {
 
 impl<E: Element, B: Backend<E>> Trainer<E, B> {
     /// A run of `net` with a fresh optimizer.
-    pub fn new(
-        net: Network<E, B>,
-        optimizer: OptimizerConfig,
-        config: TrainConfig,
-    ) -> Result<Self> {
+    pub fn new(net: Network<E, B>, optimizer: OptimizerConfig, config: TrainConfig) -> Result<Self> {
         config.validate(&optimizer)?;
         let opt = net.optimizer(optimizer)?;
         Ok(Trainer {
@@ -331,11 +318,8 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         val: Option<HostData<'_, E>>,
         observer: &mut dyn Observer<E, B>,
     ) -> Result<EpochReport> {
-        let lr = self.opt.config().lr
-            * self
-                .config
-                .schedule
-                .factor(self.epoch, self.config.epochs, &self.schedule_state);
+        let lr =
+            self.opt.config().lr * self.config.schedule.factor(self.epoch, self.config.epochs, &self.schedule_state);
         self.opt.set_lr(lr);
         self.upload_epoch(train)?;
         let epoch = self.epoch + 1;
@@ -343,33 +327,17 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         let (mut loss_sum, mut correct, mut predictions, mut rows_done) = (0.0, 0, 0, 0);
         let steps = self.batches.len();
         for (step, batch) in self.batches.iter().enumerate() {
-            self.net
-                .train_step(&batch.x, &batch.y, batch.rows, &mut self.opt)?;
+            self.net.train_step(&batch.x, &batch.y, batch.rows, &mut self.opt)?;
             let score = self.net.score()?;
             if !score.loss.is_finite() {
                 let origin = self.net.locate_non_finite(batch.rows)?;
-                return Err(Error::NonFinite {
-                    value: score.loss,
-                    epoch,
-                    step: step + 1,
-                    origin,
-                });
+                return Err(Error::NonFinite { value: score.loss, epoch, step: step + 1, origin });
             }
             loss_sum += score.loss * batch.rows as f64;
             correct += score.correct;
-            predictions += self
-                .net
-                .architecture()
-                .loss
-                .predictions(batch.rows, self.net.architecture().outputs());
+            predictions += self.net.architecture().loss.predictions(batch.rows, self.net.architecture().outputs());
             rows_done += batch.rows;
-            let report = StepReport {
-                epoch,
-                step: step + 1,
-                steps,
-                loss: score.loss,
-                rows: batch.rows,
-            };
+            let report = StepReport { epoch, step: step + 1, steps, loss: score.loss, rows: batch.rows };
             if observer.on_step(&report) == Control::Stop {
                 self.stopped = true;
                 break;
@@ -377,11 +345,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let accuracy = |s: Score| self.config.accuracy.then(|| s.accuracy());
-        let train_accuracy = accuracy(Score {
-            loss: 0.0,
-            correct,
-            predictions,
-        });
+        let train_accuracy = accuracy(Score { loss: 0.0, correct, predictions });
         let (val_loss, val_accuracy) = match val {
             Some(v) => {
                 let s = self.net.evaluate(v.x, v.y)?;
@@ -401,9 +365,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             steps,
         };
         let monitored = report.val_loss.unwrap_or(report.train_loss);
-        self.config
-            .schedule
-            .observe(monitored, &mut self.schedule_state);
+        self.config.schedule.observe(monitored, &mut self.schedule_state);
         self.epoch = epoch;
         self.history.push(report.clone());
         Ok(report)
@@ -415,10 +377,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             return Ok(false);
         };
         let Some(value) = es.monitor.value(report) else {
-            return Err(Error::invalid(
-                "monitor",
-                format!("{:?} is not measured in this run", es.monitor),
-            ));
+            return Err(Error::invalid("monitor", format!("{:?} is not measured in this run", es.monitor)));
         };
         let improved = match self.stop_state.best {
             None => true,
@@ -426,11 +385,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             Some(best) => value < best - es.min_delta,
         };
         if improved {
-            self.stop_state = StopState {
-                best: Some(value),
-                best_epoch: report.epoch,
-                bad_epochs: 0,
-            };
+            self.stop_state = StopState { best: Some(value), best_epoch: report.epoch, bad_epochs: 0 };
             if es.restore_best {
                 self.best_parameters = Some(self.net.parameters_to_host()?);
             }
@@ -458,21 +413,13 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         }
         self.config.validate_for(self.opt.config(), n)?;
         let batch = self.config.batch_size.min(n);
-        let count = if self.config.drop_last && n > batch {
-            n / batch
-        } else {
-            n.div_ceil(batch)
-        };
+        let count = if self.config.drop_last && n > batch { n / batch } else { n.div_ceil(batch) };
         if self.order.len() != n || self.batches.len() != count {
             self.batches.clear();
             for i in 0..count {
                 let rows = batch.min(n - i * batch);
                 let b = self.net.backend();
-                self.batches.push(DeviceBatch {
-                    x: b.alloc(rows * n_in)?,
-                    y: b.alloc(rows * n_out)?,
-                    rows,
-                });
+                self.batches.push(DeviceBatch { x: b.alloc(rows * n_in)?, y: b.alloc(rows * n_out)?, rows });
             }
             self.gather_x = vec![E::zero(); batch * n_in];
             self.gather_y = vec![E::zero(); batch * n_out];
@@ -481,8 +428,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         self.order.clear();
         self.order.extend(0..n);
         if self.config.shuffle {
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(mix64(self.config.seed ^ mix64(self.epoch as u64)));
+            let mut rng = ChaCha8Rng::seed_from_u64(mix64(self.config.seed ^ mix64(self.epoch as u64)));
             self.order.shuffle(&mut rng);
         }
         for (i, dev) in self.batches.iter_mut().enumerate() {

@@ -25,12 +25,7 @@ pub enum Rule {
     /// gradient (state 0). When the gradient keeps its sign Δ grows by η⁺ (up to Δmax) and
     /// `w ← w − sign(g) Δ`; when it flips Δ shrinks by η⁻ (down to Δmin), the step is skipped and
     /// the remembered gradient is zeroed. The learning rate η is the initial Δ.
-    Rprop {
-        eta_minus: f64,
-        eta_plus: f64,
-        step_min: f64,
-        step_max: f64,
-    },
+    Rprop { eta_minus: f64, eta_plus: f64, step_min: f64, step_max: f64 },
 }
 
 impl Rule {
@@ -55,9 +50,7 @@ impl Rule {
     pub fn code(self) -> u32 {
         match self {
             Rule::Sgd => 0,
-            Rule::Momentum {
-                nesterov: false, ..
-            } => 1,
+            Rule::Momentum { nesterov: false, .. } => 1,
             Rule::Momentum { nesterov: true, .. } => 2,
             Rule::Adagrad { .. } => 3,
             Rule::RmsProp { .. } => 4,
@@ -74,12 +67,7 @@ impl Rule {
             Rule::Adagrad { eps } => [eps, 0.0, 0.0, 0.0],
             Rule::RmsProp { rho, eps } => [rho, eps, 0.0, 0.0],
             Rule::Adam { beta1, beta2, eps } => [beta1, beta2, eps, 0.0],
-            Rule::Rprop {
-                eta_minus,
-                eta_plus,
-                step_min,
-                step_max,
-            } => [eta_minus, eta_plus, step_min, step_max],
+            Rule::Rprop { eta_minus, eta_plus, step_min, step_max } => [eta_minus, eta_plus, step_min, step_max],
         }
     }
 
@@ -87,26 +75,11 @@ impl Rule {
     pub fn from_code(code: u32, p: [f64; 4]) -> Option<Rule> {
         Some(match code {
             0 => Rule::Sgd,
-            1 | 2 => Rule::Momentum {
-                mu: p[0],
-                nesterov: code == 2,
-            },
+            1 | 2 => Rule::Momentum { mu: p[0], nesterov: code == 2 },
             3 => Rule::Adagrad { eps: p[0] },
-            4 => Rule::RmsProp {
-                rho: p[0],
-                eps: p[1],
-            },
-            5 => Rule::Adam {
-                beta1: p[0],
-                beta2: p[1],
-                eps: p[2],
-            },
-            6 => Rule::Rprop {
-                eta_minus: p[0],
-                eta_plus: p[1],
-                step_min: p[2],
-                step_max: p[3],
-            },
+            4 => Rule::RmsProp { rho: p[0], eps: p[1] },
+            5 => Rule::Adam { beta1: p[0], beta2: p[1], eps: p[2] },
+            6 => Rule::Rprop { eta_minus: p[0], eta_plus: p[1], step_min: p[2], step_max: p[3] },
             _ => return None,
         })
     }
@@ -131,13 +104,7 @@ pub struct Update {
 impl Update {
     /// A plain SGD step with learning rate `lr`.
     pub fn sgd(lr: f64) -> Update {
-        Update {
-            rule: Rule::Sgd,
-            lr,
-            t: 1,
-            l2: 0.0,
-            decay: 0.0,
-        }
+        Update { rule: Rule::Sgd, lr, t: 1, l2: 0.0, decay: 0.0 }
     }
 
     /// Adam's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)`, computed once per step in `f64`.

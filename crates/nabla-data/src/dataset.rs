@@ -35,11 +35,7 @@ pub struct Dataset {
 
 impl Dataset {
     /// A data set, checked: as many targets as samples, labels in range, every value finite.
-    pub fn new(
-        name: impl Into<String>,
-        features: Array2<f32>,
-        targets: Targets,
-    ) -> Result<Dataset> {
+    pub fn new(name: impl Into<String>, features: Array2<f32>, targets: Targets) -> Result<Dataset> {
         let name = name.into();
         let n = features.nrows();
         let count = match &targets {
@@ -47,9 +43,7 @@ impl Dataset {
                 if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= *classes) {
                     return Err(DataError::invalid(
                         "labels",
-                        format!(
-                            "{name}: sample {i} has label {l}, but there are {classes} classes (0..{classes})"
-                        ),
+                        format!("{name}: sample {i} has label {l}, but there are {classes} classes (0..{classes})"),
                     ));
                 }
                 labels.len()
@@ -57,30 +51,17 @@ impl Dataset {
             Targets::Values(v) => v.nrows(),
         };
         if count != n {
-            return Err(DataError::invalid(
-                "targets",
-                format!("{name}: {n} samples but {count} targets"),
-            ));
+            return Err(DataError::invalid("targets", format!("{name}: {n} samples but {count} targets")));
         }
         if let Some(((r, c), _)) = features.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(DataError::invalid(
-                "features",
-                format!("{name}: row {r}, column {c} is not finite"),
-            ));
+            return Err(DataError::invalid("features", format!("{name}: row {r}, column {c} is not finite")));
         }
         if let Targets::Values(v) = &targets
             && let Some(((r, c), _)) = v.indexed_iter().find(|(_, v)| !v.is_finite())
         {
-            return Err(DataError::invalid(
-                "targets",
-                format!("{name}: row {r}, column {c} is not finite"),
-            ));
+            return Err(DataError::invalid("targets", format!("{name}: row {r}, column {c} is not finite")));
         }
-        Ok(Dataset {
-            name,
-            features,
-            targets,
-        })
+        Ok(Dataset { name, features, targets })
     }
 
     /// The number of samples `n`.
@@ -121,22 +102,15 @@ impl Dataset {
         match &self.targets {
             Targets::Classes { labels, classes } => {
                 if outputs == 1 && *classes == 2 {
-                    return Ok(Array2::from_shape_fn((labels.len(), 1), |(i, _)| {
-                        labels[i] as f32
-                    }));
+                    return Ok(Array2::from_shape_fn((labels.len(), 1), |(i, _)| labels[i] as f32));
                 }
                 if outputs != *classes {
                     return Err(DataError::invalid(
                         "outputs",
-                        format!(
-                            "{}: the network has {outputs} outputs but the data has {classes} classes",
-                            self.name
-                        ),
+                        format!("{}: the network has {outputs} outputs but the data has {classes} classes", self.name),
                     ));
                 }
-                Ok(Array2::from_shape_fn((labels.len(), outputs), |(i, j)| {
-                    f32::from(u8::from(labels[i] == j))
-                }))
+                Ok(Array2::from_shape_fn((labels.len(), outputs), |(i, j)| f32::from(u8::from(labels[i] == j))))
             }
             Targets::Values(v) => {
                 if v.ncols() != outputs {
@@ -163,16 +137,11 @@ impl Dataset {
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let features = self.features.select(ndarray::Axis(0), indices);
         let targets = match &self.targets {
-            Targets::Classes { labels, classes } => Targets::Classes {
-                labels: indices.iter().map(|&i| labels[i]).collect(),
-                classes: *classes,
-            },
+            Targets::Classes { labels, classes } => {
+                Targets::Classes { labels: indices.iter().map(|&i| labels[i]).collect(), classes: *classes }
+            }
             Targets::Values(v) => Targets::Values(v.select(ndarray::Axis(0), indices)),
         };
-        Dataset {
-            name: self.name.clone(),
-            features,
-            targets,
-        }
+        Dataset { name: self.name.clone(), features, targets }
     }
 }

@@ -16,9 +16,6 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 impl DataError {
     /// A [`DataError::Invalid`] for setting `what`.
     pub fn invalid(what: impl Into<String>, detail: impl Into<String>) -> DataError {
-        DataError::Invalid {
-            what: what.into(),
-            detail: detail.into(),
-        }
+        DataError::Invalid { what: what.into(), detail: detail.into() }
     }
 }

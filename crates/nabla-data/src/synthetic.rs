@@ -34,16 +34,10 @@ pub fn generate(name: &str, spec: Spec, seed: u64) -> Result<Dataset> {
         _ => 0.0,
     });
     if !(noise.is_finite() && noise >= 0.0) {
-        return Err(DataError::invalid(
-            "noise",
-            format!("{noise}; it must be a finite number ≥ 0"),
-        ));
+        return Err(DataError::invalid("noise", format!("{noise}; it must be a finite number ≥ 0")));
     }
     if spec.classes.is_some() && name != "spirals" {
-        return Err(DataError::invalid(
-            "classes",
-            format!("only spirals has a class count; {name} has a fixed one"),
-        ));
+        return Err(DataError::invalid("classes", format!("only spirals has a class count; {name} has a fixed one")));
     }
     let samples = spec.samples.unwrap_or(match name {
         "xor" => 4,
@@ -60,10 +54,7 @@ pub fn generate(name: &str, spec: Spec, seed: u64) -> Result<Dataset> {
         "moons" => moons(samples, noise, &mut rng),
         "circles" => circles(samples, noise, &mut rng),
         "sine" => sine(samples, noise, &mut rng),
-        _ => Err(DataError::invalid(
-            "dataset",
-            format!("`{name}`; built-in sets: {NAMES}"),
-        )),
+        _ => Err(DataError::invalid("dataset", format!("`{name}`; built-in sets: {NAMES}"))),
     }
 }
 
@@ -71,12 +62,7 @@ fn gauss(rng: &mut ChaCha8Rng) -> f64 {
     StandardNormal.sample(rng)
 }
 
-fn classes(
-    name: &str,
-    points: Vec<[f64; 2]>,
-    labels: Vec<usize>,
-    classes: usize,
-) -> Result<Dataset> {
+fn classes(name: &str, points: Vec<[f64; 2]>, labels: Vec<usize>, classes: usize) -> Result<Dataset> {
     let features = Array2::from_shape_fn((points.len(), 2), |(i, j)| points[i][j] as f32);
     Dataset::new(name, features, Targets::Classes { labels, classes })
 }
@@ -86,10 +72,7 @@ fn xor(samples: usize, noise: f64, rng: &mut ChaCha8Rng) -> Result<Dataset> {
     let (points, labels) = (0..samples)
         .map(|i| {
             let (a, b) = (i & 1, (i >> 1) & 1);
-            (
-                [a as f64 + noise * gauss(rng), b as f64 + noise * gauss(rng)],
-                a ^ b,
-            )
+            ([a as f64 + noise * gauss(rng), b as f64 + noise * gauss(rng)], a ^ b)
         })
         .unzip();
     classes("xor", points, labels, 2)
@@ -99,20 +82,13 @@ fn xor(samples: usize, noise: f64, rng: &mut ChaCha8Rng) -> Result<Dataset> {
 /// and angle `4(c + t) + noise·N(0,1)` (the classic CS231n set).
 fn spirals(per_class: usize, k: usize, noise: f64, rng: &mut ChaCha8Rng) -> Result<Dataset> {
     if k < 2 {
-        return Err(DataError::invalid(
-            "classes",
-            format!("{k}; spirals need at least 2"),
-        ));
+        return Err(DataError::invalid("classes", format!("{k}; spirals need at least 2")));
     }
     let mut points = Vec::with_capacity(per_class * k);
     let mut labels = Vec::with_capacity(per_class * k);
     for c in 0..k {
         for i in 0..per_class {
-            let t = if per_class > 1 {
-                i as f64 / (per_class - 1) as f64
-            } else {
-                0.5
-            };
+            let t = if per_class > 1 { i as f64 / (per_class - 1) as f64 } else { 0.5 };
             let angle = 4.0 * (c as f64 + t) + noise * gauss(rng);
             points.push([t * angle.sin(), t * angle.cos()]);
             labels.push(c);
@@ -126,17 +102,9 @@ fn moons(samples: usize, noise: f64, rng: &mut ChaCha8Rng) -> Result<Dataset> {
     let upper = samples.div_ceil(2);
     let (points, labels) = (0..samples)
         .map(|i| {
-            let (c, j, n) = if i < upper {
-                (0, i, upper)
-            } else {
-                (1, i - upper, samples - upper)
-            };
+            let (c, j, n) = if i < upper { (0, i, upper) } else { (1, i - upper, samples - upper) };
             let t = PI * j as f64 / (n.max(2) - 1) as f64;
-            let p = if c == 0 {
-                [t.cos(), t.sin()]
-            } else {
-                [1.0 - t.cos(), 0.5 - t.sin()]
-            };
+            let p = if c == 0 { [t.cos(), t.sin()] } else { [1.0 - t.cos(), 0.5 - t.sin()] };
             ([p[0] + noise * gauss(rng), p[1] + noise * gauss(rng)], c)
         })
         .unzip();
@@ -148,20 +116,10 @@ fn circles(samples: usize, noise: f64, rng: &mut ChaCha8Rng) -> Result<Dataset> 
     let outer = samples.div_ceil(2);
     let (points, labels) = (0..samples)
         .map(|i| {
-            let (c, j, n) = if i < outer {
-                (0, i, outer)
-            } else {
-                (1, i - outer, samples - outer)
-            };
+            let (c, j, n) = if i < outer { (0, i, outer) } else { (1, i - outer, samples - outer) };
             let t = 2.0 * PI * j as f64 / n as f64;
             let r = if c == 0 { 1.0 } else { 0.5 };
-            (
-                [
-                    r * t.cos() + noise * gauss(rng),
-                    r * t.sin() + noise * gauss(rng),
-                ],
-                c,
-            )
+            ([r * t.cos() + noise * gauss(rng), r * t.sin() + noise * gauss(rng)], c)
         })
         .unzip();
     classes("circles", points, labels, 2)
@@ -183,50 +141,18 @@ mod tests {
 
     #[test]
     fn shapes_and_balance() {
-        let s = generate(
-            "spirals",
-            Spec {
-                classes: Some(4),
-                ..Spec::default()
-            },
-            1,
-        )
-        .unwrap();
-        assert_eq!(
-            (s.len(), s.features_per_sample(), s.task()),
-            (400, 2, Task::Classification { classes: 4 })
-        );
+        let s = generate("spirals", Spec { classes: Some(4), ..Spec::default() }, 1).unwrap();
+        assert_eq!((s.len(), s.features_per_sample(), s.task()), (400, 2, Task::Classification { classes: 4 }));
         for name in ["moons", "circles"] {
             let d = generate(name, Spec::default(), 1).unwrap();
-            let Targets::Classes { labels, .. } = &d.targets else {
-                panic!()
-            };
+            let Targets::Classes { labels, .. } = &d.targets else { panic!() };
             assert_eq!(labels.iter().filter(|&&l| l == 1).count(), 200, "{name}");
         }
         let x = generate("xor", Spec::default(), 1).unwrap();
-        assert_eq!(
-            x.features.as_slice().unwrap(),
-            &[0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]
-        );
-        assert_eq!(
-            x.targets,
-            Targets::Classes {
-                labels: vec![0, 1, 1, 0],
-                classes: 2
-            }
-        );
-        let s = generate(
-            "sine",
-            Spec {
-                noise: Some(0.0),
-                ..Spec::default()
-            },
-            1,
-        )
-        .unwrap();
-        let Targets::Values(y) = &s.targets else {
-            panic!()
-        };
+        assert_eq!(x.features.as_slice().unwrap(), &[0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+        assert_eq!(x.targets, Targets::Classes { labels: vec![0, 1, 1, 0], classes: 2 });
+        let s = generate("sine", Spec { noise: Some(0.0), ..Spec::default() }, 1).unwrap();
+        let Targets::Values(y) = &s.targets else { panic!() };
         for (x, y) in s.features.iter().zip(y.iter()) {
             assert!((x.sin() - y).abs() < 1e-6);
         }
@@ -241,44 +167,9 @@ mod tests {
 
     #[test]
     fn bad_settings_are_errors() {
-        assert!(
-            generate("mnist", Spec::default(), 1)
-                .unwrap_err()
-                .to_string()
-                .contains("spirals")
-        );
-        assert!(
-            generate(
-                "moons",
-                Spec {
-                    samples: Some(0),
-                    ..Spec::default()
-                },
-                1
-            )
-            .is_err()
-        );
-        assert!(
-            generate(
-                "spirals",
-                Spec {
-                    classes: Some(1),
-                    ..Spec::default()
-                },
-                1
-            )
-            .is_err()
-        );
-        assert!(
-            generate(
-                "moons",
-                Spec {
-                    noise: Some(f64::NAN),
-                    ..Spec::default()
-                },
-                1
-            )
-            .is_err()
-        );
+        assert!(generate("mnist", Spec::default(), 1).unwrap_err().to_string().contains("spirals"));
+        assert!(generate("moons", Spec { samples: Some(0), ..Spec::default() }, 1).is_err());
+        assert!(generate("spirals", Spec { classes: Some(1), ..Spec::default() }, 1).is_err());
+        assert!(generate("moons", Spec { noise: Some(f64::NAN), ..Spec::default() }, 1).is_err());
     }
 }
