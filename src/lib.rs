@@ -6,9 +6,15 @@
 //! compiled in, and adds [`AnyBackend`], the backend chosen at run time.
 
 mod any;
+pub mod bench;
 
 pub use any::{AnyBackend, AnyBuf, BACKEND_NAMES, BackendName, BackendOptions};
 pub use nabla_core::*;
 pub use nabla_data as data;
 #[cfg(feature = "openblas")]
 pub use nabla_openblas::OpenBlas;
+
+/// The README's code blocks, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,36 @@
+# nabla: the two commands of the README, each doing its own set-up on a fresh machine.
+#   make run    train the default built-in data set (two spirals) on the OpenBLAS backend
+#   make test   build everything and run every test (what CI runs)
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+.PHONY: run test deps lint
+
+# OpenBLAS (with LAPACK) development files: installed with apt-get when pkg-config cannot find them.
+deps:
+	@if ! pkg-config --exists openblas 2>/dev/null; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing libopenblas-dev and pkg-config (OpenBLAS was not found)"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas-dev pkg-config >/dev/null; \
+	  else \
+	    echo "make: OpenBLAS development files not found and apt-get is not available."; \
+	    echo "      Install them and re-run: Fedora 'dnf install openblas-devel pkgconf', Arch 'pacman -S openblas',"; \
+	    echo "      openSUSE 'zypper install openblas-devel', macOS 'brew install openblas pkg-config'."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+run: deps
+	$(CARGO) run --release -p nabla-cli -- train $(ARGS)
+
+test: deps
+	$(CARGO) test --workspace
+	$(CARGO) build --workspace --features nabla/cuda
+	@if $(CARGO) clippy --version >/dev/null 2>&1; then $(CARGO) clippy --workspace --all-targets -- -D warnings; \
+	 else echo "make: clippy not installed, lint skipped (rustup component add clippy)"; fi
+	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; \
+	 else echo "make: rustfmt not installed, format check skipped (rustup component add rustfmt)"; fi
+
+lint:
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings

@@ -1,0 +1,232 @@
+//! Benchmark workloads shared by `nabla bench` and the criterion benches: the three training
+//! workloads of `../shared/peers` and the GEMMs they are made of.
+
+use std::time::Instant;
+
+use nabla_core::backend::{Backend, Gemm, Trans};
+use nabla_core::{Activation, Architecture, Element, Init, Loss, Network, Optimizer, OptimizerConfig, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// A training workload: a network shape, a batch size and a step count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Workload {
+    /// Name as in `../shared/peers` (`mnist-mlp`, `tiny`, `wide`).
+    pub name: &'static str,
+    /// Short alias (`W1`, `W2`, `W3`).
+    pub alias: &'static str,
+    /// Layer sizes.
+    pub sizes: &'static [usize],
+    /// Hidden activation.
+    pub hidden: Activation,
+    /// Loss (fused with the output activation).
+    pub loss: Loss,
+    /// Samples per step.
+    pub batch: usize,
+    /// Timed steps per repetition (the peers' count).
+    pub steps: usize,
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Whether the headline figure is steps/s (else samples/s).
+    pub steps_metric: bool,
+}
+
+/// W1 "mnist-mlp": 784-512-256-10, ReLU, softmax-CE, batch 128.
+pub const MNIST_MLP: Workload = Workload {
+    name: "mnist-mlp",
+    alias: "W1",
+    sizes: &[784, 512, 256, 10],
+    hidden: Activation::Relu,
+    loss: Loss::SoftmaxCe,
+    batch: 128,
+    steps: 300,
+    warmup: 20,
+    steps_metric: false,
+};
+
+/// W2 "tiny": 2-16-16-1, sigmoid, BCE, batch 32.
+pub const TINY: Workload = Workload {
+    name: "tiny",
+    alias: "W2",
+    sizes: &[2, 16, 16, 1],
+    hidden: Activation::Sigmoid,
+    loss: Loss::Bce,
+    batch: 32,
+    steps: 20_000,
+    warmup: 500,
+    steps_metric: true,
+};
+
+/// W3 "wide": 1024-4096-4096-10, ReLU, softmax-CE, batch 512.
+pub const WIDE: Workload = Workload {
+    name: "wide",
+    alias: "W3",
+    sizes: &[1024, 4096, 4096, 10],
+    hidden: Activation::Relu,
+    loss: Loss::SoftmaxCe,
+    batch: 512,
+    steps: 20,
+    warmup: 3,
+    steps_metric: false,
+};
+
+/// All workloads.
+pub const WORKLOADS: [Workload; 3] = [MNIST_MLP, TINY, WIDE];
+
+impl Workload {
+    /// The workload called `name` or its alias (case-insensitive).
+    pub fn named(name: &str) -> Option<Workload> {
+        WORKLOADS.into_iter().find(|w| w.name.eq_ignore_ascii_case(name) || w.alias.eq_ignore_ascii_case(name))
+    }
+
+    /// The architecture.
+    pub fn architecture(&self) -> Result<Architecture> {
+        Architecture::new(self.sizes, self.hidden, self.loss)
+    }
+
+    /// The GEMMs of one training step: per layer the forward product `Z = A Wᵀ`, the weight
+    /// gradient `∂W = δᵀ A` and (except for the first layer) the input gradient `δ W`.
+    pub fn gemms(&self) -> Vec<Gemm> {
+        let m = self.batch;
+        let mut out = Vec::new();
+        for (l, w) in self.sizes.windows(2).enumerate() {
+            let (k, n) = (w[0], w[1]);
+            out.push(Gemm { ta: Trans::No, tb: Trans::Yes, m, n, k });
+            out.push(Gemm { ta: Trans::Yes, tb: Trans::No, m: n, n: k, k: m });
+            if l > 0 {
+                out.push(Gemm { ta: Trans::No, tb: Trans::No, m, n: k, k: n });
+            }
+        }
+        out
+    }
+
+    /// Floating-point operations of one step's GEMMs (`Σ 2mnk`, the peers' FLOP/step).
+    pub fn flops_per_step(&self) -> f64 {
+        self.gemms().iter().map(Gemm::flops).sum()
+    }
+}
+
+/// A network, an optimizer and a few batches resident on the backend, ready to step.
+pub struct Prepared<E: Element, B: Backend<E>> {
+    pub net: Network<E, B>,
+    pub opt: Optimizer<B::Buf>,
+    batches: Vec<(B::Buf, B::Buf)>,
+    rows: usize,
+    next: usize,
+}
+
+/// Distinct batches cycled through by the timed steps.
+const BATCHES: usize = 8;
+
+impl<E: Element, B: Backend<E>> Prepared<E, B> {
+    /// Builds `w` on `backend` with SGD (lr 0.01) and Gaussian data, random labels (seeded).
+    pub fn new(backend: B, w: &Workload) -> Result<Self> {
+        let arch = w.architecture()?;
+        let (n_in, n_out) = (arch.inputs(), arch.outputs());
+        let mut rng = ChaCha8Rng::seed_from_u64(1234);
+        let mut batches = Vec::with_capacity(BATCHES);
+        for _ in 0..BATCHES {
+            let x: Vec<E> = (0..w.batch * n_in).map(|_| E::of(StandardNormal.sample(&mut rng))).collect();
+            let mut y = vec![E::zero(); w.batch * n_out];
+            for row in y.chunks_mut(n_out) {
+                if n_out == 1 {
+                    row[0] = E::of(f64::from(rng.random_range(0..2u8)));
+                } else {
+                    row[rng.random_range(0..n_out)] = E::one();
+                }
+            }
+            batches.push((backend.upload(&x)?, backend.upload(&y)?));
+        }
+        let net = Network::new(backend, arch, Init::Auto, 1234)?;
+        let opt = net.optimizer(OptimizerConfig::named("sgd", 0.01)?)?;
+        Ok(Prepared { net, opt, batches, rows: w.batch, next: 0 })
+    }
+
+    /// One training step on the next batch (the loss stays on the backend).
+    pub fn step(&mut self) -> Result<()> {
+        let (x, y) = &self.batches[self.next];
+        self.next = (self.next + 1) % self.batches.len();
+        self.net.train_step(x, y, self.rows, &mut self.opt)
+    }
+
+    /// Runs `steps` steps and waits for the backend; returns the seconds taken.
+    pub fn time(&mut self, steps: usize) -> Result<f64> {
+        let started = Instant::now();
+        for _ in 0..steps {
+            self.step()?;
+        }
+        Backend::<E>::synchronize(self.net.backend())?;
+        Ok(started.elapsed().as_secs_f64())
+    }
+}
+
+/// Operands of one GEMM resident on the backend.
+pub struct GemmOperands<E: Element, B: Backend<E>> {
+    pub shape: Gemm,
+    a: B::Buf,
+    b: B::Buf,
+    c: B::Buf,
+}
+
+impl<E: Element, B: Backend<E>> GemmOperands<E, B> {
+    /// Random operands for `shape`.
+    pub fn new(backend: &B, shape: Gemm) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(99);
+        let mut random = |n: usize| -> Vec<E> { (0..n).map(|_| E::of(rng.random_range(-1.0..1.0))).collect() };
+        Ok(GemmOperands {
+            shape,
+            a: backend.upload(&random(shape.a_dims().len()))?,
+            b: backend.upload(&random(shape.b_dims().len()))?,
+            c: backend.alloc(shape.c_dims().len())?,
+        })
+    }
+
+    /// One product `C = op(A) op(B)`.
+    pub fn run(&mut self, backend: &B) -> Result<()> {
+        backend.gemm(self.shape, E::one(), &self.a, &self.b, E::zero(), &mut self.c)
+    }
+
+    /// `reps` products, then a synchronisation; returns the seconds taken.
+    pub fn time(&mut self, backend: &B, reps: usize) -> Result<f64> {
+        let started = Instant::now();
+        for _ in 0..reps {
+            self.run(backend)?;
+        }
+        backend.synchronize()?;
+        Ok(started.elapsed().as_secs_f64())
+    }
+}
+
+/// Median, minimum and maximum of a sample.
+pub fn summarize(times: &mut [f64]) -> (f64, f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let median = if n % 2 == 1 { times[n / 2] } else { 0.5 * (times[n / 2 - 1] + times[n / 2]) };
+    (median, times[0], times[n - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flops_match_the_peers_table() {
+        // ../shared/peers/README.md: 0.308 G, 56 k, 60.26 G.
+        assert!((MNIST_MLP.flops_per_step() / 1e9 - 0.308).abs() < 0.001);
+        assert!((TINY.flops_per_step() / 1e3 - 56.0).abs() < 1.0);
+        assert!((WIDE.flops_per_step() / 1e9 - 60.26).abs() < 0.01);
+        assert_eq!(MNIST_MLP.gemms().len(), 8);
+    }
+
+    #[test]
+    fn names_and_aliases() {
+        assert_eq!(Workload::named("w2"), Some(TINY));
+        assert_eq!(Workload::named("mnist-mlp"), Some(MNIST_MLP));
+        assert_eq!(Workload::named("huge"), None);
+        assert_eq!(summarize(&mut [3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+    }
+}
