@@ -169,7 +169,7 @@ fn native_state<E: Element, N: Native<E>>(
     }
 }
 
-impl<E: Element + ndarray::LinalgScalar> Backend<E> for AnyBackend {
+impl<E: Element> Backend<E> for AnyBackend {
     type Buf = AnyBuf<E>;
 
     fn name(&self) -> String {
@@ -239,8 +239,8 @@ impl<E: Element + ndarray::LinalgScalar> Backend<E> for AnyBackend {
         dispatch!(self, b => b.activate_grad(f, d, b.buf(z)?, b.buf(a)?, b.buf_mut(delta)?))
     }
 
-    fn sum_rows(&self, d: Dims, x: &AnyBuf<E>, out: &mut AnyBuf<E>) -> Result<()> {
-        dispatch!(self, b => b.sum_rows(d, b.buf(x)?, b.buf_mut(out)?))
+    fn sum_rows(&self, d: Dims, alpha: E, x: &AnyBuf<E>, beta: E, out: &mut AnyBuf<E>) -> Result<()> {
+        dispatch!(self, b => b.sum_rows(d, alpha, b.buf(x)?, beta, b.buf_mut(out)?))
     }
 
     fn loss(

@@ -116,8 +116,8 @@ impl Backend<f64> for WrongDerivative {
         delta.iter_mut().for_each(|v| *v *= 1.01);
         Ok(())
     }
-    fn sum_rows(&self, d: nabla::Dims, x: &Vec<f64>, out: &mut Vec<f64>) -> nabla::Result<()> {
-        nabla::Reference.sum_rows(d, x, out)
+    fn sum_rows(&self, d: nabla::Dims, al: f64, x: &Vec<f64>, be: f64, out: &mut Vec<f64>) -> nabla::Result<()> {
+        nabla::Reference.sum_rows(d, al, x, be, out)
     }
     fn loss(
         &self,

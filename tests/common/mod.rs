@@ -161,10 +161,17 @@ pub fn bias_and_sums<E: Element, B: Backend<E>>(b: &B) {
         assert_close(&format!("bias_add {d}"), &down(b, &zb, d.len()), &want, tol::<E>());
 
         let mut out = up(b, &vec![E::nan(); d.cols]);
-        b.sum_rows(d, &up(b, &z), &mut out).unwrap();
+        b.sum_rows(d, E::one(), &up(b, &z), E::zero(), &mut out).unwrap();
         let mut want = vec![E::zero(); d.cols];
-        Reference.sum_rows(d, &z, &mut want).unwrap();
+        Reference.sum_rows(d, E::one(), &z, E::zero(), &mut want).unwrap();
         assert_close(&format!("sum_rows {d}"), &down(b, &out, d.cols), &want, tol::<E>());
+
+        let (alpha, beta) = (E::of(-0.3), E::of(0.7));
+        let mut out = up(b, &bias);
+        b.sum_rows(d, alpha, &up(b, &z), beta, &mut out).unwrap();
+        let mut want = bias.clone();
+        Reference.sum_rows(d, alpha, &z, beta, &mut want).unwrap();
+        assert_close(&format!("sum_rows α β {d}"), &down(b, &out, d.cols), &want, tol::<E>());
     }
 }
 

@@ -5,12 +5,16 @@
 extern crate blas_src;
 extern crate openblas_src;
 
+mod kernels;
+mod simd;
 mod small;
+
+pub use simd::{Level, level};
 
 use nabla_core::backend::{Backend, Dims, Gemm, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, cpu};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 unsafe extern "C" {
     fn openblas_set_num_threads(n: std::ffi::c_int);
@@ -58,7 +62,7 @@ fn view<E>(buf: &[E], d: Dims, t: Trans) -> Result<ArrayView2<'_, E>> {
     Ok(if t == Trans::Yes { v.reversed_axes() } else { v })
 }
 
-impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
+impl<E: Element> Backend<E> for OpenBlas {
     type Buf = Vec<E>;
 
     fn name(&self) -> String {
@@ -87,8 +91,8 @@ impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
 
     fn gemm(&self, s: Gemm, alpha: E, a: &Vec<E>, b: &Vec<E>, beta: E, c: &mut Vec<E>) -> Result<()> {
         check::gemm(&s, a.len(), b.len(), c.len())?;
-        if small::fits(&s) {
-            small::gemm(s, alpha, a, b, beta, c);
+        if let Some(order) = small::order(&s) {
+            small::gemm(order, s, alpha, a, b, beta, c);
             return Ok(());
         }
         let a = view(a, s.a_dims(), s.ta)?;
@@ -123,25 +127,26 @@ impl<E: Element + LinalgScalar> Backend<E> for OpenBlas {
         }
         check::bias("bias_add_activate", d, bias.len())?;
         check::matrices("bias_add_activate", d, &[("z", z.len()), ("a", a.len())])?;
-        if d.is_empty() {
-            return Ok(());
-        }
-        let rows = z[..d.len()].chunks_exact_mut(d.cols).zip(a[..d.len()].chunks_exact_mut(d.cols));
-        for (z, a) in rows {
-            for ((z, a), &b) in z.iter_mut().zip(a.iter_mut()).zip(bias.iter()) {
-                *z = *z + b;
-                *a = f.apply(*z);
-            }
+        if !d.is_empty() {
+            kernels::bias_add_activate(f, d, bias, z, a);
         }
         Ok(())
     }
 
     fn activate_grad(&self, f: Activation, d: Dims, z: &Vec<E>, a: &Vec<E>, delta: &mut Vec<E>) -> Result<()> {
-        cpu::activate_grad(f, d, z, a, delta)
+        if f.is_row_wise() {
+            return cpu::activate_grad(f, d, z, a, delta);
+        }
+        check::matrices("activate_grad", d, &[("z", z.len()), ("a", a.len()), ("delta", delta.len())])?;
+        kernels::activate_grad(f, d, z, a, delta);
+        Ok(())
     }
 
-    fn sum_rows(&self, d: Dims, x: &Vec<E>, out: &mut Vec<E>) -> Result<()> {
-        cpu::sum_rows(d, x, out)
+    fn sum_rows(&self, d: Dims, alpha: E, x: &Vec<E>, beta: E, out: &mut Vec<E>) -> Result<()> {
+        check::matrices("sum_rows", d, &[("x", x.len())])?;
+        check::bias("sum_rows", d, out.len())?;
+        kernels::sum_rows(d, alpha, x, beta, out);
+        Ok(())
     }
 
     fn loss(

@@ -54,19 +54,26 @@ impl Activation {
             Activation::Identity | Activation::Softmax => z,
             Activation::Sigmoid => sigmoid(z),
             Activation::Tanh => z.tanh(),
-            Activation::Relu => z.max(E::zero()),
-            Activation::LeakyRelu { alpha } => {
-                if z > E::zero() {
-                    z
+            // `z < 0` rather than `max`, so that NaN stays NaN.
+            Activation::Relu => {
+                if z < E::zero() {
+                    E::zero()
                 } else {
+                    z
+                }
+            }
+            Activation::LeakyRelu { alpha } => {
+                if z < E::zero() {
                     E::of(alpha) * z
+                } else {
+                    z
                 }
             }
             Activation::Elu { alpha } => {
-                if z > E::zero() {
-                    z
-                } else {
+                if z < E::zero() {
                     E::of(alpha) * z.exp_m1()
+                } else {
+                    z
                 }
             }
             Activation::Gelu => {

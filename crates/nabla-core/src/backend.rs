@@ -169,8 +169,10 @@ pub trait Backend<E: Element>: Send + Sync {
     /// Both `z` and `a = σ(z)` are given, so no derivative is guessed from the output alone.
     fn activate_grad(&self, f: Activation, d: Dims, z: &Self::Buf, a: &Self::Buf, delta: &mut Self::Buf) -> Result<()>;
 
-    /// Bias gradient: `out[c] ← Σ_r x[r, c]` (`∂C/∂b = Σ_samples δ`).
-    fn sum_rows(&self, d: Dims, x: &Self::Buf, out: &mut Self::Buf) -> Result<()>;
+    /// Column sums: `out[c] ← α Σ_r x[r, c] + β out[c]`. With `α = 1, β = 0` the bias gradient
+    /// `∂C/∂b = Σ_samples δ`; with `α = −η, β = 1` the SGD bias update. With `β = 0` the old
+    /// contents of `out` are ignored.
+    fn sum_rows(&self, d: Dims, alpha: E, x: &Self::Buf, beta: E, out: &mut Self::Buf) -> Result<()>;
 
     /// Loss and output error of a batch. `out` holds the logits `zᴸ` for the fused losses
     /// (`bce`, `softmax-ce`) and the activations `aᴸ` otherwise; `grad` receives `δᴸ` for the

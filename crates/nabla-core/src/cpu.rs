@@ -88,14 +88,14 @@ pub fn activate_grad<E: Element>(f: Activation, d: Dims, z: &[E], a: &[E], delta
     Ok(())
 }
 
-/// `out[c] ← Σ_r x[r, c]`.
-pub fn sum_rows<E: Element>(d: Dims, x: &[E], out: &mut [E]) -> Result<()> {
+/// `out[c] ← α Σ_r x[r, c] + β out[c]` (the old `out` ignored when `β = 0`).
+pub fn sum_rows<E: Element>(d: Dims, alpha: E, x: &[E], beta: E, out: &mut [E]) -> Result<()> {
     check::matrices("sum_rows", d, &[("x", x.len())])?;
     check::bias("sum_rows", d, out.len())?;
-    let out = &mut out[..d.cols];
-    out.fill(E::zero());
-    for row in x[..d.len()].chunks_exact(d.cols) {
-        out.iter_mut().zip(row).for_each(|(o, &x)| *o = *o + x);
+    for (c, o) in out[..d.cols].iter_mut().enumerate() {
+        let sum: E = (0..d.rows).map(|r| x[r * d.cols + c]).sum();
+        let old = if beta == E::zero() { E::zero() } else { beta * *o };
+        *o = alpha * sum + old;
     }
     Ok(())
 }

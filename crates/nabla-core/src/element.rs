@@ -3,7 +3,10 @@
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 
+use ndarray::LinalgScalar;
 use num_traits::Float;
+
+use crate::fastmath::ExpFast;
 
 /// The data type of a buffer, as named in files and in the plugin ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -27,7 +30,7 @@ impl DType {
 ///
 /// Everything generic in nabla is generic over this trait; hyper-parameters travel as `f64`
 /// and are converted with [`Element::of`].
-pub trait Element: Float + Sum + Default + Debug + Display + Send + Sync + 'static {
+pub trait Element: Float + LinalgScalar + ExpFast + Sum + Default + Debug + Display + Send + Sync + 'static {
     /// The data type tag of this element type.
     const DTYPE: DType;
 
@@ -36,6 +39,12 @@ pub trait Element: Float + Sum + Default + Debug + Display + Send + Sync + 'stat
 
     /// Widens to `f64` (exact for both types).
     fn f64(self) -> f64;
+
+    /// `1 / (1 + e⁻ˣ)` through the vectorisable [`ExpFast::exp_fast`].
+    #[inline(always)]
+    fn sigmoid_fast(self) -> Self {
+        Self::one() / (Self::one() + (-self).exp_fast())
+    }
 }
 
 impl Element for f32 {

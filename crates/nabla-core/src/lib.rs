@@ -40,6 +40,7 @@ pub mod cpu;
 pub mod dropout;
 pub mod element;
 pub mod error;
+pub mod fastmath;
 pub mod gradcheck;
 pub mod init;
 pub mod loss;

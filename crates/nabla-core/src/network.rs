@@ -375,9 +375,21 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     }
 
     /// Equations 3 and 4, from the output error down to the first layer:
-    /// `∂C/∂Wˡ = δˡᵀ Aˡ⁻¹`, `∂C/∂bˡ = Σ_rows δˡ`, and `δˡ⁻¹ = (δˡ Wˡ) ⊙ σ'(Zˡ⁻¹)`
-    /// (through the dropout mask when the forward pass used one). `x` is the forward pass's input.
+    /// `δˡ⁻¹ = (δˡ Wˡ) ⊙ σ'(Zˡ⁻¹)` (through the dropout mask when the forward pass used one),
+    /// `∂C/∂Wˡ = δˡᵀ Aˡ⁻¹` and `∂C/∂bˡ = Σ_rows δˡ`. `x` is the forward pass's input.
     pub fn backward(&mut self, x: &B::Buf, rows: usize) -> Result<()> {
+        self.backpropagate(x, rows, None)
+    }
+
+    /// Equations 3, 4 and 5 in one sweep for plain SGD: instead of storing `∂C/∂Wˡ`, the weight
+    /// GEMM accumulates straight into the weights with `β = 1`: `Wˡ ← Wˡ − η δˡᵀ Aˡ⁻¹`, and
+    /// `bˡ ← bˡ − η Σ_rows δˡ`. Each `δˡ⁻¹` is computed before its `Wˡ` changes.
+    pub fn backward_sgd(&mut self, x: &B::Buf, rows: usize, lr: f64) -> Result<()> {
+        self.backpropagate(x, rows, Some(E::of(lr)))
+    }
+
+    /// [`Network::backward`] (`sgd = None`) or [`Network::backward_sgd`] (`sgd = Some(η)`).
+    fn backpropagate(&mut self, x: &B::Buf, rows: usize, sgd: Option<E>) -> Result<()> {
         let (b, arch) = (&self.backend, &self.arch);
         let work = self.work.as_mut().filter(|w| w.rows >= rows).ok_or_else(|| no_forward("backward"))?;
         let dropped = work.dropped;
@@ -385,11 +397,6 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
             let (done, rest) = work.layers.split_at_mut(l);
             let cur = &rest[0];
             let (n_in, n_out) = (arch.sizes[l], arch.sizes[l + 1]);
-            let input = if l == 0 { x } else { done[l - 1].output(dropped) };
-            let grad = &mut self.grads[l];
-            let dw = Gemm { ta: Trans::Yes, tb: Trans::No, m: n_out, n: n_in, k: rows };
-            b.gemm(dw, E::one(), &cur.delta, input, E::zero(), &mut grad.weight)?;
-            b.sum_rows(Dims::new(rows, n_out), &cur.delta, &mut grad.bias)?;
             if l > 0 {
                 let prev = &mut done[l - 1];
                 let da = Gemm { ta: Trans::No, tb: Trans::No, m: rows, n: n_in, k: n_out };
@@ -400,6 +407,15 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
                 }
                 b.activate_grad(arch.activations[l - 1], d, &prev.z, &prev.a, &mut prev.delta)?;
             }
+            let input = if l == 0 { x } else { done[l - 1].output(dropped) };
+            let dw = Gemm { ta: Trans::Yes, tb: Trans::No, m: n_out, n: n_in, k: rows };
+            let d = Dims::new(rows, n_out);
+            let (alpha, beta, target) = match sgd {
+                Some(lr) => (-lr, E::one(), &mut self.params[l]),
+                None => (E::one(), E::zero(), &mut self.grads[l]),
+            };
+            b.gemm(dw, alpha, &cur.delta, input, beta, &mut target.weight)?;
+            b.sum_rows(d, alpha, &cur.delta, beta, &mut target.bias)?;
         }
         Ok(())
     }
@@ -423,11 +439,21 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
 
     /// One training step on `rows` samples already on the backend: forward, output error,
     /// backward, update. The batch's loss stays on the backend until [`Network::score`] reads it.
+    /// Plain SGD takes the fused [`Network::backward_sgd`]; every other rule stores the
+    /// gradients and then runs [`Network::update`].
     pub fn train_step(&mut self, x: &B::Buf, y: &B::Buf, rows: usize, opt: &mut Optimizer<B::Buf>) -> Result<()> {
         self.forward(x, rows, Mode::Train)?;
         self.output_error(y, rows)?;
-        self.backward(x, rows)?;
-        self.update(opt)
+        match opt.plain_sgd() {
+            Some(lr) => {
+                opt.t += 1;
+                self.backward_sgd(x, rows, lr)
+            }
+            None => {
+                self.backward(x, rows)?;
+                self.update(opt)
+            }
+        }
     }
 
     /// [`Network::train_step`] on host slices (copied into staging buffers on the backend).

@@ -172,6 +172,12 @@ impl<Buf> Optimizer<Buf> {
         &mut self.state
     }
 
+    /// The learning rate when the rule is plain SGD without regularisation (whose update the
+    /// driver can fold into the weight-gradient GEMM), else `None`.
+    pub fn plain_sgd(&self) -> Option<f64> {
+        (self.config.rule == Rule::Sgd && self.config.l2 == 0.0 && self.config.decay == 0.0).then_some(self.lr)
+    }
+
     /// The update of step `t` for a tensor of kind `param`.
     pub(crate) fn update_for(&self, param: Param) -> Update {
         let (l2, decay) = match param {

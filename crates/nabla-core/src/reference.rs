@@ -65,8 +65,8 @@ impl<E: Element> Backend<E> for Reference {
         cpu::activate_grad(f, d, z, a, delta)
     }
 
-    fn sum_rows(&self, d: Dims, x: &Vec<E>, out: &mut Vec<E>) -> Result<()> {
-        cpu::sum_rows(d, x, out)
+    fn sum_rows(&self, d: Dims, alpha: E, x: &Vec<E>, beta: E, out: &mut Vec<E>) -> Result<()> {
+        cpu::sum_rows(d, alpha, x, beta, out)
     }
 
     fn loss(

@@ -173,7 +173,7 @@ mod tests {
     fn plateau_reduces_after_patience() {
         let s: Schedule = "plateau:0.5:2".parse().unwrap();
         let mut st = ScheduleState::default();
-        for loss in [1.0, 0.9, 0.9, 0.9] {
+        for loss in [1.0, 0.9, 0.9, 0.9, 0.9] {
             s.observe(loss, &mut st);
         }
         assert_eq!(st.factor, 0.5);

@@ -1,0 +1,81 @@
+//! Fused element-wise kernels, specialised per activation so that each loop is branch-free and
+//! vectorises (the shared `nabla_core::cpu` kernels decide the activation per element).
+//! Operand sizes are checked by the caller.
+
+use nabla_core::{Activation, Dims, Element};
+
+use crate::simd::multiversion;
+
+multiversion!(
+    /// `z ← z ⊕ b`, `a ← σ(z)` in one pass (element-wise activations).
+    pub fn bias_add_activate<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mut [E], a: &mut [E]) => bias_add_activate_body
+);
+
+#[inline(always)]
+fn bias_add_activate_body<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mut [E], a: &mut [E]) {
+    let rows = z[..d.len()].chunks_exact_mut(d.cols).zip(a[..d.len()].chunks_exact_mut(d.cols));
+    let bias = &bias[..d.cols];
+    macro_rules! each {
+        (|$v:ident| $e:expr) => {
+            for (z, a) in rows {
+                for ((z, a), &b) in z.iter_mut().zip(a.iter_mut()).zip(bias) {
+                    let $v = *z + b;
+                    *z = $v;
+                    *a = $e;
+                }
+            }
+        };
+    }
+    let zero = E::zero();
+    match f {
+        Activation::Identity => each!(|v| v),
+        Activation::Relu => each!(|v| if v < zero { zero } else { v }),
+        Activation::LeakyRelu { alpha } => {
+            let alpha = E::of(alpha);
+            each!(|v| if v < zero { alpha * v } else { v })
+        }
+        Activation::Sigmoid => each!(|v| v.sigmoid_fast()),
+        _ => each!(|v| f.apply(v)),
+    }
+}
+
+multiversion!(
+    /// `δ ← δ ⊙ σ'(z)` (element-wise activations).
+    pub fn activate_grad<E: Element>(f: Activation, d: Dims, z: &[E], a: &[E], delta: &mut [E]) => activate_grad_body
+);
+
+#[inline(always)]
+fn activate_grad_body<E: Element>(f: Activation, d: Dims, z: &[E], a: &[E], delta: &mut [E]) {
+    let n = d.len();
+    let (z, a, delta) = (&z[..n], &a[..n], &mut delta[..n]);
+    let (zero, one) = (E::zero(), E::one());
+    match f {
+        Activation::Identity => {}
+        Activation::Relu => delta.iter_mut().zip(z).for_each(|(d, &z)| *d = if z > zero { *d } else { zero }),
+        Activation::LeakyRelu { alpha } => {
+            let alpha = E::of(alpha);
+            delta.iter_mut().zip(z).for_each(|(d, &z)| *d = if z > zero { *d } else { alpha * *d });
+        }
+        Activation::Sigmoid => delta.iter_mut().zip(a).for_each(|(d, &a)| *d = *d * (a * (one - a))),
+        Activation::Tanh => delta.iter_mut().zip(a).for_each(|(d, &a)| *d = *d * (one - a * a)),
+        _ => delta.iter_mut().zip(z).zip(a).for_each(|((d, &z), &a)| *d = *d * f.derivative(z, a)),
+    }
+}
+
+multiversion!(
+    /// `out[c] ← α Σ_r x[r, c] + β out[c]`.
+    pub fn sum_rows<E: Element>(d: Dims, alpha: E, x: &[E], beta: E, out: &mut [E]) => sum_rows_body
+);
+
+#[inline(always)]
+fn sum_rows_body<E: Element>(d: Dims, alpha: E, x: &[E], beta: E, out: &mut [E]) {
+    let out = &mut out[..d.cols];
+    if beta == E::zero() {
+        out.fill(E::zero());
+    } else if beta != E::one() {
+        out.iter_mut().for_each(|o| *o = beta * *o);
+    }
+    for row in x[..d.len()].chunks_exact(d.cols) {
+        out.iter_mut().zip(row).for_each(|(o, &x)| *o = *o + alpha * x);
+    }
+}

@@ -1,0 +1,76 @@
+//! Run-time choice of instruction set. Hot kernels are written once as `#[inline(always)]`
+//! generic bodies; [`multiversion!`] compiles each body three times — for AVX-512, for
+//! AVX2 + FMA, and for the baseline — and calls the best one the CPU supports. Setting
+//! `NABLA_SIMD=generic` forces the baseline (to compare, or to rule the vector code out).
+
+use std::sync::OnceLock;
+
+/// The instruction sets the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// The target's baseline (SSE2 on x86-64).
+    Generic,
+    /// AVX2 with FMA.
+    Avx2,
+    /// AVX-512 (F, VL, BW, DQ) with FMA.
+    Avx512,
+}
+
+/// The best level this CPU supports (detected once).
+pub fn level() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(detect)
+}
+
+fn detect() -> Level {
+    if std::env::var_os("NABLA_SIMD").is_some_and(|v| v == "generic") {
+        return Level::Generic;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let avx512 = avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq");
+        if avx512 {
+            return Level::Avx512;
+        }
+        if avx2 {
+            return Level::Avx2;
+        }
+    }
+    Level::Generic
+}
+
+/// `multiversion!(pub fn name<E: Bound>(args…) -> Ret => body);` defines `name`, which calls the
+/// `#[inline(always)]` function `body` compiled for the best [`Level`] of this CPU.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<$E:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        $(#[$meta])*
+        $vis fn $name<$E: $bound>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                fn avx512<$E: $bound>($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<$E: $bound>($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                match $crate::simd::level() {
+                    // SAFETY: `level()` checked at run time that the CPU has these features.
+                    $crate::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::simd::Level::Generic => {}
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+pub(crate) use multiversion;
