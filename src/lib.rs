@@ -7,6 +7,7 @@
 
 mod any;
 pub mod bench;
+pub mod linear_regression_demo;
 
 pub use any::{AnyBackend, AnyBuf, BACKEND_NAMES, BackendName, BackendOptions};
 pub use nabla_core::*;

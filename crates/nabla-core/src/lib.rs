@@ -35,6 +35,7 @@ macro_rules! serde_via_str {
 
 pub mod activation;
 pub mod backend;
+pub mod checkpoint;
 pub mod check;
 pub mod cpu;
 pub mod dropout;
@@ -44,6 +45,7 @@ pub mod fastmath;
 pub mod gradcheck;
 pub mod init;
 pub mod loss;
+pub mod metrics;
 pub mod network;
 pub mod optim;
 mod orthogonal;
@@ -53,6 +55,7 @@ pub mod train;
 pub mod update;
 
 pub use activation::Activation;
+pub use checkpoint::{load_model, save_model};
 pub use backend::{Backend, Dims, Gemm, Trans, with_state_refs};
 pub use element::{DType, Element};
 pub use error::{Error, Result};
@@ -63,5 +66,5 @@ pub use network::{Architecture, Mode, Network, Score};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use reference::Reference;
 pub use schedule::Schedule;
-pub use train::{Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, TrainConfig, Trainer};
+pub use train::{Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, StepReport, TrainConfig, Trainer};
 pub use update::{Rule, Update};

@@ -42,7 +42,7 @@ pub struct ScheduleState {
 
 impl Default for ScheduleState {
     fn default() -> Self {
-        ScheduleState { factor: 1.0, best: f64::INFINITY, bad_epochs: 0 }
+        ScheduleState { factor: 1.0, best: f64::MAX, bad_epochs: 0 }
     }
 }
 

@@ -252,8 +252,10 @@ pub struct Trainer<E: Element, B: Backend<E>> {
     pub best_parameters: Option<Vec<Vec<E>>>,
     /// Reports of the epochs run by this trainer.
     pub history: Vec<EpochReport>,
-    /// Whether early stopping (or an observer) ended the run.
+    /// Whether early stopping ended the run (a resumed run stays stopped).
     pub stopped: bool,
+    /// Whether an observer asked to stop the current call of [`Trainer::fit`].
+    interrupted: bool,
     batches: Vec<DeviceBatch<B::Buf>>,
     order: Vec<usize>,
     gather_x: Vec<E>,
@@ -275,6 +277,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             best_parameters: None,
             history: Vec::new(),
             stopped: false,
+            interrupted: false,
             batches: Vec::new(),
             order: Vec::new(),
             gather_x: Vec::new(),
@@ -283,7 +286,8 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
     }
 
     /// Trains until `config.epochs` epochs are complete, early stopping fires or the observer
-    /// says stop. Returns the reports of the epochs run by this call.
+    /// says stop (a later call continues from there). Returns the reports of the epochs run by
+    /// this call.
     pub fn fit(
         &mut self,
         train: HostData<'_, E>,
@@ -291,13 +295,14 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         observer: &mut dyn Observer<E, B>,
     ) -> Result<&[EpochReport]> {
         let first = self.history.len();
-        while self.epoch < self.config.epochs && !self.stopped {
+        self.interrupted = false;
+        while self.epoch < self.config.epochs && !self.stopped && !self.interrupted {
             let report = self.run_epoch(train, val, observer)?;
             if self.early_stop(&report)? {
                 self.stopped = true;
             }
             if observer.on_epoch(&report, self)? == Control::Stop {
-                self.stopped = true;
+                self.interrupted = true;
             }
         }
         if let (Some(best), Some(es)) = (self.best_parameters.as_ref(), self.config.early_stopping)
@@ -339,7 +344,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             rows_done += batch.rows;
             let report = StepReport { epoch, step: step + 1, steps, loss: score.loss, rows: batch.rows };
             if observer.on_step(&report) == Control::Stop {
-                self.stopped = true;
+                self.interrupted = true;
                 break;
             }
         }
