@@ -24,7 +24,8 @@ pub fn problem(n: usize, seed: u64) -> (Array2<f64>, Array1<f64>) {
 /// `[w₁, w₂, w₃, b]` minimising `‖[x 1]·θ − y‖²`, by SVD.
 pub fn least_squares(x: &Array2<f64>, y: &Array1<f64>) -> Result<Vec<f64>> {
     let ones = Array2::ones((x.nrows(), 1));
-    let a = concatenate(Axis(1), &[x.view(), ones.view()]).map_err(|e| Error::invalid("least squares", e.to_string()))?;
+    let a =
+        concatenate(Axis(1), &[x.view(), ones.view()]).map_err(|e| Error::invalid("least squares", e.to_string()))?;
     let solution = a.least_squares(y).map_err(|e| Error::invalid("least squares", e.to_string()))?;
     Ok(solution.solution.to_vec())
 }
@@ -34,7 +35,8 @@ pub fn least_squares(x: &Array2<f64>, y: &Array1<f64>) -> Result<Vec<f64>> {
 pub fn gradient_descent(x: &Array2<f64>, y: &Array1<f64>, lr: f64, epochs: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let arch = Architecture::new(&[x.ncols(), 1], Activation::Identity, Loss::Mse)?;
     let net = Network::new(Reference, arch, Init::Zeros, 0)?;
-    let config = TrainConfig { epochs, batch_size: usize::MAX, shuffle: false, accuracy: false, ..TrainConfig::default() };
+    let config =
+        TrainConfig { epochs, batch_size: usize::MAX, shuffle: false, accuracy: false, ..TrainConfig::default() };
     let mut trainer = Trainer::new(net, OptimizerConfig::named("sgd", lr)?, config)?;
     let (xs, ys) = (x.iter().copied().collect::<Vec<_>>(), y.to_vec());
     trainer.fit(HostData { x: &xs, y: &ys, rows: x.nrows() }, None, &mut Silent)?;

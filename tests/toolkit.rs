@@ -22,9 +22,8 @@ fn matrices<E: Element>(d: &Dataset, outputs: usize) -> (Vec<E>, Vec<E>) {
 fn steps<B: Backend<f64>>(b: &B, u: Update, w: &[f64], gs: &[&[f64]]) -> Vec<Vec<f64>> {
     let len = w.len();
     let mut wb = b.upload(w).unwrap();
-    let mut state: Vec<B::Buf> = (0..u.rule.state_count())
-        .map(|i| b.upload(&vec![u.rule.initial_state(i, u.lr); len]).unwrap())
-        .collect();
+    let mut state: Vec<B::Buf> =
+        (0..u.rule.state_count()).map(|i| b.upload(&vec![u.rule.initial_state(i, u.lr); len]).unwrap()).collect();
     let mut out = Vec::new();
     for (t, g) in gs.iter().enumerate() {
         let u = Update { t: t as u64 + 1, ..u };
@@ -67,7 +66,9 @@ fn hand_computed_first_steps<B: Backend<f64>>(b: &B) {
     assert_near(&s[1], &w2, 1e-15, "nesterov step 2");
 
     // Adagrad, RMSprop and Adam move by ≈ lr·sign(g) on their first step (ε aside).
-    let sign_step = |scale: f64| -> Vec<f64> { (0..3).map(|i| w[i] - scale * lr * g1[i].signum() * f64::from(u8::from(g1[i] != 0.0))).collect() };
+    let sign_step = |scale: f64| -> Vec<f64> {
+        (0..3).map(|i| w[i] - scale * lr * g1[i].signum() * f64::from(u8::from(g1[i] != 0.0))).collect()
+    };
     let s = steps(b, u(Rule::Adagrad { eps: 1e-10 }), &w, &[g1]);
     assert_near(&s[0], &sign_step(1.0), 1e-9, "adagrad first step");
     let s = steps(b, u(Rule::RmsProp { rho: 0.99, eps: 1e-8 }), &w, &[g1]);
@@ -96,7 +97,12 @@ fn hand_computed_first_steps<B: Backend<f64>>(b: &B) {
     let s = steps(b, u(rprop), &w, &[g1, g1, g3]);
     assert_near(&s[0], &[0.4, -0.15, 1.0], 1e-15, "rprop step 1: −sign(g)·Δ₀");
     assert_near(&s[1], &[0.4 - 0.12, -0.15 + 0.12, 1.0], 1e-15, "rprop step 2: Δ = 1.2·Δ₀");
-    assert_near(&s[2], &[0.28, -0.03 + 0.144, 1.0 - 0.1], 1e-15, "rprop step 3: a flip skips; same sign grows Δ; a first gradient moves by Δ₀");
+    assert_near(
+        &s[2],
+        &[0.28, -0.03 + 0.144, 1.0 - 0.1],
+        1e-15,
+        "rprop step 3: a flip skips; same sign grows Δ; a first gradient moves by Δ₀",
+    );
 }
 
 #[test]
@@ -118,15 +124,27 @@ fn spirals_with(opt: &str, lr: f64) -> f64 {
 
 #[test]
 fn every_optimizer_learns_the_spirals() {
-    for (opt, lr) in
-        [("sgd", 0.1), ("momentum", 0.05), ("nesterov", 0.05), ("adagrad", 0.05), ("rmsprop", 0.003), ("adam", 0.003), ("adamw", 0.003)]
-    {
+    for (opt, lr) in [
+        ("sgd", 0.1),
+        ("momentum", 0.05),
+        ("nesterov", 0.05),
+        ("adagrad", 0.05),
+        ("rmsprop", 0.003),
+        ("adam", 0.003),
+        ("adamw", 0.003),
+    ] {
         let acc = spirals_with(opt, lr);
         assert!(acc >= 0.9, "{opt} at lr {lr}: training accuracy {acc}");
     }
 }
 
-fn run(data: &Dataset, arch: Architecture, opt: OptimizerConfig, config: TrainConfig, threads: usize) -> Trainer<f32, nabla::OpenBlas> {
+fn run(
+    data: &Dataset,
+    arch: Architecture,
+    opt: OptimizerConfig,
+    config: TrainConfig,
+    threads: usize,
+) -> Trainer<f32, nabla::OpenBlas> {
     let (x, y) = matrices::<f32>(data, arch.outputs());
     let net = Network::new(nabla::OpenBlas::new(Some(threads)).unwrap(), arch, Init::Auto, 3).unwrap();
     let mut t = Trainer::new(net, opt, config).unwrap();
@@ -166,7 +184,8 @@ fn batching_modes_take_the_expected_steps() {
 #[test]
 fn dropout_is_seeded_and_off_at_prediction() {
     let data = generate("spirals", Spec::default(), 7).unwrap();
-    let arch = Architecture::new(&[2, 64, 64, 3], Activation::Relu, Loss::SoftmaxCe).unwrap().with_dropout(0.2).unwrap();
+    let arch =
+        Architecture::new(&[2, 64, 64, 3], Activation::Relu, Loss::SoftmaxCe).unwrap().with_dropout(0.2).unwrap();
     let adam = OptimizerConfig::named("adam", 0.003).unwrap();
     let config = TrainConfig { epochs: 150, seed: 7, ..TrainConfig::default() };
     let mut a = run(&data, arch.clone(), adam, config.clone(), 1);
@@ -212,7 +231,12 @@ fn observer_sees_steps_and_can_stop() {
     let arch = Architecture::new(&[2, 8, 2], Activation::Tanh, Loss::SoftmaxCe).unwrap();
     let (x, y) = matrices::<f32>(&data, 2);
     let net = Network::new(nabla::Reference, arch, Init::Auto, 3).unwrap();
-    let mut t = Trainer::new(net, OptimizerConfig::named("sgd", 0.1).unwrap(), TrainConfig { epochs: 50, batch_size: 16, ..TrainConfig::default() }).unwrap();
+    let mut t = Trainer::new(
+        net,
+        OptimizerConfig::named("sgd", 0.1).unwrap(),
+        TrainConfig { epochs: 50, batch_size: 16, ..TrainConfig::default() },
+    )
+    .unwrap();
     let mut obs = StopAfter(3, 0);
     t.fit(HostData { x: &x, y: &y, rows: 64 }, None, &mut obs).unwrap();
     assert_eq!((t.epoch, obs.1), (3, 12));
@@ -246,7 +270,8 @@ fn validation_and_early_stopping_restore_the_best_weights() {
 #[test]
 fn same_seed_same_backend_same_threads_is_bit_identical() {
     let data = generate("spirals", Spec::default(), 7).unwrap();
-    let arch = Architecture::new(&[2, 64, 64, 3], Activation::Relu, Loss::SoftmaxCe).unwrap().with_dropout(0.1).unwrap();
+    let arch =
+        Architecture::new(&[2, 64, 64, 3], Activation::Relu, Loss::SoftmaxCe).unwrap().with_dropout(0.1).unwrap();
     let adam = OptimizerConfig::named("adam", 0.003).unwrap();
     let config = TrainConfig { epochs: 20, seed: 11, ..TrainConfig::default() };
     for threads in [1, 2] {
@@ -271,7 +296,8 @@ impl<E: Element, B: Backend<E>> Observer<E, B> for CheckpointAt {
 
 fn checkpoint_run(dir: &Path, dropout: f64, opt: &str, schedule: Schedule) {
     let data = generate("spirals", Spec::default(), 7).unwrap();
-    let arch = Architecture::new(&[2, 32, 32, 3], Activation::Relu, Loss::SoftmaxCe).unwrap().with_dropout(dropout).unwrap();
+    let arch =
+        Architecture::new(&[2, 32, 32, 3], Activation::Relu, Loss::SoftmaxCe).unwrap().with_dropout(dropout).unwrap();
     let (x, y) = matrices::<f32>(&data, 3);
     let h = HostData { x: &x, y: &y, rows: data.len() };
     let opt = OptimizerConfig::named(opt, 0.01).unwrap();
@@ -358,7 +384,11 @@ fn bad_checkpoints_are_rejected_naming_the_problem() {
     let dir_as_file = dir.path().join("m.safetensors/inside.safetensors");
     assert!(nabla::save_model(&net, &dir_as_file, &[]).is_err());
     assert_eq!(std::fs::read(&model).unwrap(), bytes);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -391,5 +421,8 @@ fn gradient_descent_reaches_the_least_squares_solution() {
     for (a, b) in exact.iter().zip(&learnt) {
         assert!((a - b).abs() < 1e-6, "least squares {exact:?} vs gradient descent {learnt:?}");
     }
-    assert!(history.windows(2).all(|w| w[1] <= w[0] + 1e-15), "full-batch GD with a small step never increases the loss");
+    assert!(
+        history.windows(2).all(|w| w[1] <= w[0] + 1e-15),
+        "full-batch GD with a small step never increases the loss"
+    );
 }

@@ -1,8 +1,14 @@
-//! The command line, as clap types. Every value is parsed by the library's own `FromStr`, so a
-//! bad value gets one line naming the flag and the accepted values, and exit code 2.
+//! The command line, as clap types. Flags are optional; they override a `--config` file, and
+//! [`crate::config::Config::resolve`] applies the defaults and checks the values, so that a bad
+//! value gets one line naming its flag and the accepted values, and exit code 2.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use nabla::{Activation, Init, Loss};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{
+    BatchSize, Config, DataConfig, EarlyStoppingConfig, ModelConfig, OptimizerSection, TrainingConfig,
+};
 
 /// Neural networks trained by backpropagation, on any backend.
 #[derive(Parser, Debug)]
@@ -15,26 +21,19 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a network on a data set (the default command).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Compare backprop's gradients with finite differences, layer by layer (f64).
     Gradcheck(GradcheckArgs),
     /// List the backends compiled in and whether each works on this machine.
     Backends(BackendsArgs),
 }
 
-/// Element type of the computation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DType {
-    F32,
-    F64,
-}
-
-/// Where the data comes from and what the network looks like.
-#[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// Built-in data set: xor, spirals, moons, circles, sine.
-    #[arg(long, default_value = "spirals")]
-    pub dataset: String,
+/// Where the data comes from.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataFlags {
+    /// Built-in data set: xor, spirals, moons, circles, sine [default: spirals].
+    #[arg(long)]
+    pub dataset: Option<String>,
     /// Samples to generate (per class for spirals).
     #[arg(long)]
     pub samples: Option<usize>,
@@ -44,52 +43,132 @@ pub struct ModelArgs {
     /// Noise of the generated set.
     #[arg(long)]
     pub noise: Option<f64>,
-    /// Layer sizes from input to output, e.g. 2,64,64,3 (default: inputs,64,64,outputs).
+    /// Fraction of the training samples held out for validation (stratified, seeded).
+    #[arg(long)]
+    pub val_split: Option<f64>,
+}
+
+/// What the network looks like.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelFlags {
+    /// Layer sizes from input to output, e.g. 2,64,64,3 [default: inputs,64,64,outputs].
     #[arg(long, value_parser = parse_layers)]
     pub layers: Option<Layers>,
-    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:ALPHA], identity, elu[:ALPHA], gelu, softplus, softsign.
-    #[arg(long, default_value = "relu")]
-    pub activation: Activation,
-    /// Output activation (default: softmax for softmax-ce, sigmoid for bce, identity otherwise).
+    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:ALPHA], identity, elu[:ALPHA], gelu, softplus, softsign [default: relu].
     #[arg(long)]
-    pub output_activation: Option<Activation>,
-    /// Loss: mse, mae, huber[:DELTA], bce, softmax-ce (default: softmax-ce for classes, mse for regression).
+    pub activation: Option<String>,
+    /// Output activation [default: softmax for softmax-ce, sigmoid for bce, identity otherwise].
     #[arg(long)]
-    pub loss: Option<Loss>,
-    /// Weight initialiser (auto: He for the ReLU family, Xavier otherwise).
-    #[arg(long, default_value = "auto")]
-    pub init: Init,
-    /// Seed of the data, the weights and the shuffles.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Backend: reference, openblas.
-    #[arg(long, default_value = "openblas")]
-    pub backend: String,
-    /// CPU threads for the backend (default: all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub threads: Option<u64>,
+    pub output_activation: Option<String>,
+    /// Loss: mse, mae, huber[:DELTA], bce, softmax-ce [default: softmax-ce for classes, mse for regression].
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Weight initialiser: auto, zeros, uniform[:A], normal[:STD], xavier-uniform, xavier-normal, he-normal, he-uniform, lecun, orthogonal[:GAIN].
+    #[arg(long)]
+    pub init: Option<String>,
+    /// Inverted-dropout rate after every hidden layer, in [0, 1).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+}
+
+/// Where and how it runs.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunFlags {
+    /// Seed of the data, the weights, the shuffles and the dropout masks [default: 7].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Backend: reference, openblas [default: openblas].
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// CPU threads for the backend [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Element type: f32 or f64 [default: f32].
+    #[arg(long)]
+    pub dtype: Option<String>,
 }
 
 /// `nabla train`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct TrainArgs {
+    /// A TOML file with [data], [model], [optimizer] and [training] sections; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub model: ModelArgs,
-    /// Optimizer: sgd (more come with the training toolkit).
-    #[arg(long, default_value = "sgd")]
-    pub optimizer: String,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    pub lr: f64,
-    /// Epochs.
-    #[arg(long, default_value_t = 200)]
-    pub epochs: usize,
-    /// Samples per step, or `full` for full-batch training.
-    #[arg(long, default_value = "32", value_parser = parse_batch)]
-    pub batch_size: usize,
-    /// Element type.
-    #[arg(long, value_enum, default_value = "f32")]
-    pub dtype: DType,
+    pub data: DataFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, rprop [default: sgd].
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Learning rate (the initial step Δ₀ for rprop) [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Momentum μ (momentum, nesterov) [default: 0.9].
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Adam's β₁ [default: 0.9].
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Adam's β₂ [default: 0.999].
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    /// ε of Adagrad, RMSprop and Adam.
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// RMSprop's decay ρ [default: 0.99].
+    #[arg(long)]
+    pub rho: Option<f64>,
+    /// L2 penalty λ₂ on weights (added to the gradient).
+    #[arg(long)]
+    pub l2: Option<f64>,
+    /// Decoupled weight decay λ on weights (AdamW's; 0.01 by default for adamw).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule: constant, step:EVERY:GAMMA, exponential:GAMMA, cosine[:WARMUP[:MIN]], plateau[:FACTOR[:PATIENCE]].
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Epochs (in total, when resuming) [default: 200].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Samples per step, or `full` for full-batch training [default: 32].
+    #[arg(long)]
+    pub batch_size: Option<String>,
+    /// Keep the samples in order instead of reshuffling every epoch.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Drop the last, smaller batch of each epoch.
+    #[arg(long)]
+    pub drop_last: bool,
+    /// Stop when the monitored metric has not improved for --patience epochs.
+    #[arg(long)]
+    pub early_stopping: bool,
+    /// Early stopping's patience in epochs [default: 10].
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Early stopping's least improvement [default: 0].
+    #[arg(long)]
+    pub min_delta: Option<f64>,
+    /// Early stopping's metric: val-loss, val-accuracy, loss, accuracy [default: val-loss].
+    #[arg(long)]
+    pub monitor: Option<String>,
+    /// Keep the last weights instead of restoring the best epoch's when stopping early.
+    #[arg(long)]
+    pub no_restore_best: bool,
+    /// Write the trained model (safetensors) at the end.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Write the full training state (safetensors) at the end, and every --checkpoint-every epochs.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Epochs between checkpoints.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Continue the run stored in a checkpoint until --epochs epochs in total.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Print only one JSON object (on the last stdout line).
     #[arg(long)]
     pub json: bool,
@@ -99,7 +178,11 @@ pub struct TrainArgs {
 #[derive(Args, Debug)]
 pub struct GradcheckArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub data: DataFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Samples in the checked batch.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
@@ -141,13 +224,93 @@ fn parse_layers(s: &str) -> Result<Layers, String> {
     Ok(Layers(sizes))
 }
 
-/// A positive batch size or `full` (every sample in one step).
-fn parse_batch(s: &str) -> Result<usize, String> {
-    if s == "full" {
-        return Ok(usize::MAX);
+impl DataFlags {
+    fn config(&self) -> DataConfig {
+        DataConfig {
+            source: self.dataset.clone(),
+            samples: self.samples,
+            classes: self.classes,
+            noise: self.noise,
+            val_split: self.val_split,
+        }
     }
-    match s.parse::<usize>() {
-        Ok(0) | Err(_) => Err(format!("`{s}`; give a batch size ≥ 1 or `full`")),
-        Ok(n) => Ok(n),
+}
+
+impl ModelFlags {
+    fn config(&self) -> ModelConfig {
+        ModelConfig {
+            layers: self.layers.clone().map(|l| l.0),
+            activation: self.activation.clone(),
+            output_activation: self.output_activation.clone(),
+            loss: self.loss.clone(),
+            init: self.init.clone(),
+            dropout: self.dropout,
+        }
+    }
+}
+
+impl RunFlags {
+    fn config(&self) -> TrainingConfig {
+        TrainingConfig {
+            seed: self.seed,
+            backend: self.backend.clone(),
+            threads: self.threads,
+            dtype: self.dtype.clone(),
+            ..TrainingConfig::default()
+        }
+    }
+}
+
+/// A batch size flag: a count or `full`.
+fn batch_size(s: &str) -> BatchSize {
+    s.parse().map(BatchSize::Count).unwrap_or_else(|_| BatchSize::Word(s.to_string()))
+}
+
+impl TrainArgs {
+    /// The configuration the flags describe (unset flags stay `None`).
+    pub fn config(&self) -> Config {
+        let early_stopping =
+            (self.early_stopping || self.patience.is_some() || self.monitor.is_some()).then(|| EarlyStoppingConfig {
+                patience: self.patience,
+                min_delta: self.min_delta,
+                monitor: self.monitor.clone(),
+                restore_best: self.no_restore_best.then_some(false),
+            });
+        Config {
+            data: self.data.config(),
+            model: self.model.config(),
+            optimizer: OptimizerSection {
+                name: self.optimizer.clone(),
+                lr: self.lr,
+                momentum: self.momentum,
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                rho: self.rho,
+                l2: self.l2,
+                weight_decay: self.weight_decay,
+            },
+            training: TrainingConfig {
+                epochs: self.epochs,
+                batch_size: self.batch_size.as_deref().map(batch_size),
+                shuffle: self.no_shuffle.then_some(false),
+                drop_last: self.drop_last.then_some(true),
+                schedule: self.schedule.clone(),
+                early_stopping,
+                ..self.run.config()
+            },
+        }
+    }
+}
+
+impl GradcheckArgs {
+    /// The configuration of the model checked.
+    pub fn config(&self) -> Config {
+        Config {
+            data: self.data.config(),
+            model: self.model.config(),
+            training: self.run.config(),
+            ..Config::default()
+        }
     }
 }

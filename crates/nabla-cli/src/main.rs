@@ -5,6 +5,7 @@
 
 mod args;
 mod backends;
+mod config;
 mod gradcheck;
 mod model;
 mod train;

@@ -1,14 +1,15 @@
-//! From the model flags to a data set, an architecture and a backend.
+//! From a resolved configuration to data, an architecture and a backend.
 
 use nabla::data::synthetic::{self, Spec};
 use nabla::data::{DataError, Dataset, Task};
 use nabla::{AnyBackend, Architecture, BackendOptions, Element, Error, Loss, Result};
 
-use crate::args::ModelArgs;
+use crate::config::Resolved;
 
-/// What the model flags describe.
+/// What a run works on.
 pub struct Prepared {
-    pub dataset: Dataset,
+    pub train: Dataset,
+    pub val: Option<Dataset>,
     pub arch: Architecture,
     pub backend: AnyBackend,
 }
@@ -20,38 +21,72 @@ pub fn data_error(e: DataError) -> Error {
     }
 }
 
-/// Generates the data set, checks the layer sizes against it, and opens the backend.
-pub fn prepare(m: &ModelArgs) -> Result<Prepared> {
-    let spec = Spec { samples: m.samples, classes: m.classes, noise: m.noise };
-    let dataset = synthetic::generate(&m.dataset, spec, m.seed).map_err(data_error)?;
-    let (features, task) = (dataset.features_per_sample(), dataset.task());
-    let outputs = m.layers.as_ref().and_then(|l| l.0.last().copied()).unwrap_or(dataset.outputs());
-    let loss = m.loss.unwrap_or(match task {
+/// The data set the configuration names.
+pub fn dataset(r: &Resolved) -> Result<Dataset> {
+    let spec = Spec { samples: r.samples, classes: r.classes, noise: r.noise };
+    synthetic::generate(&r.source, spec, r.train.seed).map_err(|e| match data_error(e) {
+        Error::Invalid { what, detail } if what == "dataset" => Error::invalid("--dataset (data.source)", detail),
+        other => other,
+    })
+}
+
+/// The layer sizes: the configured ones (checked against the data) or `inputs,64,64,outputs`.
+fn sizes(r: &Resolved, data: &Dataset) -> Result<Vec<usize>> {
+    let (features, task) = (data.features_per_sample(), data.task());
+    let Some(sizes) = r.layers.clone() else {
+        return Ok(vec![features, 64, 64, data.outputs()]);
+    };
+    if sizes[0] != features {
+        return Err(Error::invalid(
+            "--layers (model.layers)",
+            format!("the first size is {} but `{}` has {features} features per sample", sizes[0], data.name),
+        ));
+    }
+    let outputs = sizes[sizes.len() - 1];
+    let binary_column = matches!(task, Task::Classification { classes: 2 }) && outputs == 1;
+    if outputs != data.outputs() && !binary_column {
+        return Err(Error::invalid(
+            "--layers (model.layers)",
+            format!("the last size is {outputs} but `{}` needs {} outputs", data.name, data.outputs()),
+        ));
+    }
+    Ok(sizes)
+}
+
+/// The architecture for `data`: default loss by task (softmax-ce for classes, bce for one
+/// output of two classes, mse for regression).
+pub fn architecture(r: &Resolved, data: &Dataset) -> Result<Architecture> {
+    let sizes = sizes(r, data)?;
+    let outputs = sizes[sizes.len() - 1];
+    let loss = r.loss.unwrap_or(match data.task() {
         Task::Classification { .. } if outputs == 1 => Loss::Bce,
         Task::Classification { .. } => Loss::SoftmaxCe,
         Task::Regression { .. } => Loss::Mse,
     });
-    let sizes = m.layers.clone().map(|l| l.0).unwrap_or_else(|| vec![features, 64, 64, outputs]);
-    if sizes[0] != features {
-        return Err(Error::invalid(
-            "--layers",
-            format!("the first size is {} but `{}` has {features} features per sample", sizes[0], dataset.name),
-        ));
-    }
-    let binary_column = matches!(task, Task::Classification { classes: 2 }) && outputs == 1;
-    if outputs != dataset.outputs() && !binary_column {
-        return Err(Error::invalid(
-            "--layers",
-            format!("the last size is {outputs} but `{}` needs {} outputs", dataset.name, dataset.outputs()),
-        ));
-    }
-    let mut arch = Architecture::new(&sizes, m.activation, loss)?;
-    if let Some(out) = m.output_activation {
-        arch = arch.with_output(out)?;
-    }
-    let options = BackendOptions { threads: m.threads.map(|t| t as usize) };
-    let backend = AnyBackend::from_name(&m.backend, &options)?;
-    Ok(Prepared { dataset, arch, backend })
+    let resolved = Resolved { loss: Some(loss), ..r.clone() };
+    resolved.architecture(&sizes)
+}
+
+/// Opens the configured backend.
+pub fn backend(r: &Resolved) -> Result<AnyBackend> {
+    AnyBackend::from_name(&r.backend, &BackendOptions { threads: r.threads }).map_err(|e| match e {
+        Error::Invalid { what, detail } if what == "backend" => Error::invalid("--backend (training.backend)", detail),
+        other => other,
+    })
+}
+
+/// Data (split for validation if asked), architecture and backend.
+pub fn prepare(r: &Resolved) -> Result<Prepared> {
+    let data = dataset(r)?;
+    let arch = architecture(r, &data)?;
+    let (train, val) = match r.val_split {
+        Some(f) => {
+            let (t, v) = nabla::data::split(&data, f, r.train.seed ^ 0x5EED).map_err(data_error)?;
+            (t, Some(v))
+        }
+        None => (data, None),
+    };
+    Ok(Prepared { train, val, arch, backend: backend(r)? })
 }
 
 /// The data set as row-major host matrices `(x, y)` in `E`, `y` with `outputs` columns.

@@ -150,3 +150,110 @@ fn regression_and_f64() {
     assert!(j["final_loss"].as_f64().unwrap() < 0.05, "{j}");
     assert!(j.get("train_accuracy").is_none(), "no accuracy for regression: {j}");
 }
+
+#[test]
+fn every_optimizer_by_name_on_the_spirals() {
+    for (opt, lr) in [
+        ("momentum", "0.05"),
+        ("nesterov", "0.05"),
+        ("adagrad", "0.05"),
+        ("rmsprop", "0.003"),
+        ("adam", "0.003"),
+        ("adamw", "0.003"),
+    ] {
+        let o = nabla(&["train", "--optimizer", opt, "--lr", lr, "--epochs", "200", "--batch-size", "32", "--json"]);
+        assert!(o.status.success(), "{opt}: {}", stderr(&o));
+        let j = last_json(&o);
+        assert!(j["train_accuracy"].as_f64().unwrap() >= 0.9, "{opt}: {j}");
+        assert_eq!(j["optimizer"], opt);
+    }
+}
+
+#[test]
+fn checkpoint_and_resume_continue_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.safetensors");
+    let ckpt_s = ckpt.to_str().unwrap();
+    let common =
+        ["train", "--optimizer", "adam", "--lr", "0.003", "--dropout", "0.1", "--schedule", "cosine:2", "--json"];
+    let straight = last_json(&nabla(&[&common[..], &["--epochs", "6"]].concat()));
+    // The same run, checkpointed every 3 epochs; then resumed from the epoch-3 file.
+    let first = nabla(&[&common[..], &["--epochs", "6", "--checkpoint", ckpt_s, "--checkpoint-every", "3"]].concat());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let at3 = dir.path().join("at3.safetensors");
+    let o = nabla(&[&common[..], &["--epochs", "3", "--checkpoint", at3.to_str().unwrap()]].concat());
+    assert!(o.status.success());
+    let resumed = nabla(&["train", "--resume", at3.to_str().unwrap(), "--epochs", "6", "--json"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let resumed = last_json(&resumed);
+    assert_eq!(resumed["epochs"], 6);
+    assert_eq!(straight["final_loss"], resumed["final_loss"], "bit-identical: {straight} vs {resumed}");
+    assert_eq!(straight["final_loss"], last_json(&first)["final_loss"]);
+}
+
+#[test]
+fn save_validation_and_early_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let o = nabla(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--noise",
+        "0.3",
+        "--val-split",
+        "0.25",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "500",
+        "--early-stopping",
+        "--patience",
+        "5",
+        "--save",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["stopped_early"], true, "{j}");
+    assert!(j["epochs"].as_u64().unwrap() < 500);
+    assert!(j["val_loss"].as_f64().is_some() && j["val_accuracy"].as_f64().unwrap() > 0.8, "{j}");
+    assert_eq!(j["val_metrics"]["confusion"].as_array().unwrap().len(), 2);
+    assert!(model.exists());
+}
+
+#[test]
+fn bad_hyper_parameters_are_refused_before_training() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["train", "--dropout", "1.5"], "--dropout"),
+        (&["train", "--early-stopping", "--patience", "0"], "--patience"),
+        (&["train", "--optimizer", "lion"], "--optimizer"),
+        (&["train", "--schedule", "sometimes"], "--schedule"),
+        (&["train", "--val-split", "1.0"], "--val-split"),
+        (&["train", "--optimizer", "rprop"], "full-batch"),
+    ];
+    for (args, needle) in cases {
+        let o = nabla(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("epoch 1/"), "{args:?} trained anyway");
+    }
+}
+
+#[test]
+fn resume_refuses_a_model_file_and_a_truncated_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    assert!(nabla(&["train", "--epochs", "1", "--save", model.to_str().unwrap()]).status.success());
+    let o = nabla(&["train", "--resume", model.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("model file"), "{}", stderr(&o));
+    let cut = dir.path().join("cut.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let o = nabla(&["train", "--resume", cut.to_str().unwrap()]);
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+}

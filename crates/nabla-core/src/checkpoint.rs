@@ -203,11 +203,15 @@ impl StoredFile {
     fn tensor<E: Element>(&self, st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<E>> {
         let t = st.tensor(name).map_err(|_| self.error(format!("tensor `{name}` is missing")))?;
         if t.shape() != shape {
-            return Err(self.error(format!("tensor `{name}` has shape {:?} but the network needs {shape:?}", t.shape())));
+            return Err(
+                self.error(format!("tensor `{name}` has shape {:?} but the network needs {shape:?}", t.shape()))
+            );
         }
         let data = t.data();
         let values: Vec<E> = match t.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|b| E::of(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))).collect(),
+            Dtype::F32 => {
+                data.chunks_exact(4).map(|b| E::of(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))).collect()
+            }
             Dtype::F64 => data
                 .chunks_exact(8)
                 .map(|b| E::of(f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])))

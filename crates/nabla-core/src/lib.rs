@@ -35,8 +35,8 @@ macro_rules! serde_via_str {
 
 pub mod activation;
 pub mod backend;
-pub mod checkpoint;
 pub mod check;
+pub mod checkpoint;
 pub mod cpu;
 pub mod dropout;
 pub mod element;
@@ -55,8 +55,8 @@ pub mod train;
 pub mod update;
 
 pub use activation::Activation;
-pub use checkpoint::{load_model, save_model};
 pub use backend::{Backend, Dims, Gemm, Trans, with_state_refs};
+pub use checkpoint::{load_model, save_model};
 pub use element::{DType, Element};
 pub use error::{Error, Result};
 pub use gradcheck::{GradCheck, gradient_check, randomize_biases};
@@ -66,5 +66,7 @@ pub use network::{Architecture, Mode, Network, Score};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use reference::Reference;
 pub use schedule::Schedule;
-pub use train::{Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, StepReport, TrainConfig, Trainer};
+pub use train::{
+    Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, StepReport, TrainConfig, Trainer,
+};
 pub use update::{Rule, Update};

@@ -6,7 +6,9 @@
 
 mod dataset;
 mod error;
+pub mod split;
 pub mod synthetic;
 
 pub use dataset::{Dataset, Targets, Task};
 pub use error::{DataError, Result};
+pub use split::split;
