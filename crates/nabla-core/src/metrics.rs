@@ -58,10 +58,10 @@ pub fn classification(predicted: &[usize], truth: &[usize], classes: usize) -> C
     let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let (mut p_sum, mut r_sum, mut f_sum) = (0.0, 0.0, 0.0);
-    for c in 0..classes {
-        let tp = confusion[c][c];
-        let predicted_c: usize = (0..classes).map(|t| confusion[t][c]).sum();
-        let actual_c: usize = confusion[c].iter().sum();
+    for (c, row) in confusion.iter().enumerate() {
+        let tp = row[c];
+        let predicted_c: usize = confusion.iter().map(|r| r[c]).sum();
+        let actual_c: usize = row.iter().sum();
         let (p, r) = (ratio(tp, predicted_c), ratio(tp, actual_c));
         p_sum += p;
         r_sum += r;
