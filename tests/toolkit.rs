@@ -163,7 +163,7 @@ fn rprop_trains_full_batch_and_refuses_mini_batches() {
     assert!(t.net.evaluate(&x, &y).unwrap().accuracy() >= 0.97);
     let net = Network::new(nabla::Reference, arch, Init::Auto, 3).unwrap();
     let mut t = Trainer::new(net, opt, TrainConfig { batch_size: 32, ..TrainConfig::default() }).unwrap();
-    let err = t.fit(HostData { x: &x, y: &y, rows: data.len() }, None, &mut Silent).err().expect("refused").to_string();
+    let err = t.fit(HostData { x: &x, y: &y, rows: data.len() }, None, &mut Silent).expect_err("refused").to_string();
     assert!(err.contains("full-batch"), "{err}");
 }
 

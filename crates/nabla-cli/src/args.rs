@@ -23,7 +23,7 @@ pub enum Command {
     /// Train a network on a data set (the default command).
     Train(Box<TrainArgs>),
     /// Compare backprop's gradients with finite differences, layer by layer (f64).
-    Gradcheck(GradcheckArgs),
+    Gradcheck(Box<GradcheckArgs>),
     /// List the backends compiled in and whether each works on this machine.
     Backends(BackendsArgs),
 }
