@@ -8,13 +8,27 @@ use std::str::FromStr;
 use nabla_core::backend::{Backend, Dims, Gemm};
 use nabla_core::{Activation, Element, Error, Loss, Reference, Result, Update};
 
+#[cfg(feature = "cuda")]
+use nabla_cuda::{Cuda, CudaFloat, CudaOptions};
 #[cfg(feature = "openblas")]
 use nabla_openblas::OpenBlas;
 
+/// The element types every compiled-in backend supports (`f32` and `f64`).
+#[cfg(feature = "cuda")]
+pub trait AnyElement: Element + CudaFloat {}
+/// The element types every compiled-in backend supports (`f32` and `f64`).
+#[cfg(not(feature = "cuda"))]
+pub trait AnyElement: Element {}
+impl AnyElement for f32 {}
+impl AnyElement for f64 {}
+
 /// A buffer of whichever backend made it.
-pub enum AnyBuf<E> {
+pub enum AnyBuf<E: AnyElement> {
     /// A host vector (the reference and OpenBLAS backends).
     Host(Vec<E>),
+    /// GPU memory.
+    #[cfg(feature = "cuda")]
+    Cuda(nabla_cuda::CudaBuf<E>),
 }
 
 /// A backend chosen at run time.
@@ -25,6 +39,9 @@ pub enum AnyBackend {
     /// OpenBLAS on the CPU.
     #[cfg(feature = "openblas")]
     OpenBlas(OpenBlas),
+    /// cuBLAS and CUDA kernels on an NVIDIA GPU.
+    #[cfg(feature = "cuda")]
+    Cuda(Cuda),
 }
 
 /// How to open a backend: the settings that only some backends use.
@@ -32,6 +49,8 @@ pub enum AnyBackend {
 pub struct BackendOptions {
     /// CPU threads (OpenBLAS); `None` means one per core.
     pub threads: Option<usize>,
+    /// TF32 tensor-core math for f32 GEMMs (CUDA).
+    pub tf32: bool,
 }
 
 /// The `--backend` values, for parsing and messages.
@@ -39,10 +58,12 @@ pub struct BackendOptions {
 pub enum BackendName {
     Reference,
     OpenBlas,
+    /// `cuda` or `cuda:N` (device `N`).
+    Cuda(usize),
 }
 
 /// The accepted `--backend` values.
-pub const BACKEND_NAMES: &str = "reference, openblas";
+pub const BACKEND_NAMES: &str = "reference, openblas, cuda[:DEVICE]";
 
 impl FromStr for BackendName {
     type Err = Error;
@@ -51,7 +72,11 @@ impl FromStr for BackendName {
         match s {
             "reference" | "ref" => Ok(BackendName::Reference),
             "openblas" | "cpu" => Ok(BackendName::OpenBlas),
-            _ => Err(Error::invalid("backend", format!("`{s}`; accepted: {BACKEND_NAMES}"))),
+            "cuda" | "gpu" => Ok(BackendName::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(device)) => Ok(BackendName::Cuda(device)),
+                _ => Err(Error::invalid("backend", format!("`{s}`; accepted: {BACKEND_NAMES}"))),
+            },
         }
     }
 }
@@ -61,6 +86,7 @@ impl fmt::Display for BackendName {
         match self {
             BackendName::Reference => f.write_str("reference"),
             BackendName::OpenBlas => f.write_str("openblas"),
+            BackendName::Cuda(d) => write!(f, "cuda:{d}"),
         }
     }
 }
@@ -73,10 +99,13 @@ impl AnyBackend {
             #[cfg(feature = "openblas")]
             BackendName::OpenBlas => Ok(AnyBackend::OpenBlas(OpenBlas::new(options.threads)?)),
             #[cfg(not(feature = "openblas"))]
-            BackendName::OpenBlas => {
-                let _ = options;
-                Err(not_compiled("openblas", "openblas"))
+            BackendName::OpenBlas => Err(not_compiled("openblas", "openblas")),
+            #[cfg(feature = "cuda")]
+            BackendName::Cuda(device) => {
+                Ok(AnyBackend::Cuda(Cuda::new(CudaOptions { device: *device, tf32: options.tf32 })?))
             }
+            #[cfg(not(feature = "cuda"))]
+            BackendName::Cuda(_) => Err(not_compiled("cuda", "cuda")),
         }
     }
 
@@ -96,7 +125,7 @@ fn not_compiled(backend: &str, feature: &str) -> Error {
 }
 
 /// A backend's view of [`AnyBuf`]: which variant holds its buffers.
-trait Native<E: Element>: Backend<E> {
+trait Native<E: AnyElement>: Backend<E> {
     fn wrap(buf: Self::Buf) -> AnyBuf<E>;
     fn buf<'a>(&self, buf: &'a AnyBuf<E>) -> Result<&'a Self::Buf>;
     fn buf_mut<'a>(&self, buf: &'a mut AnyBuf<E>) -> Result<&'a mut Self::Buf>;
@@ -105,7 +134,7 @@ trait Native<E: Element>: Backend<E> {
 /// The host-`Vec` backends share the [`AnyBuf::Host`] variant.
 macro_rules! host_native {
     ($t:ty) => {
-        impl<E: Element> Native<E> for $t
+        impl<E: AnyElement> Native<E> for $t
         where
             $t: Backend<E, Buf = Vec<E>>,
         {
@@ -136,6 +165,27 @@ host_native!(Reference);
 #[cfg(feature = "openblas")]
 host_native!(OpenBlas);
 
+#[cfg(feature = "cuda")]
+impl<E: AnyElement> Native<E> for Cuda {
+    fn wrap(buf: nabla_cuda::CudaBuf<E>) -> AnyBuf<E> {
+        AnyBuf::Cuda(buf)
+    }
+
+    fn buf<'a>(&self, buf: &'a AnyBuf<E>) -> Result<&'a nabla_cuda::CudaBuf<E>> {
+        match buf {
+            AnyBuf::Cuda(b) => Ok(b),
+            _ => Err(foreign("cuda")),
+        }
+    }
+
+    fn buf_mut<'a>(&self, buf: &'a mut AnyBuf<E>) -> Result<&'a mut nabla_cuda::CudaBuf<E>> {
+        match buf {
+            AnyBuf::Cuda(b) => Ok(b),
+            _ => Err(foreign("cuda")),
+        }
+    }
+}
+
 #[allow(dead_code)]
 fn foreign(backend: &str) -> Error {
     Error::backend(
@@ -151,12 +201,14 @@ macro_rules! dispatch {
             AnyBackend::Reference($b) => $body,
             #[cfg(feature = "openblas")]
             AnyBackend::OpenBlas($b) => $body,
+            #[cfg(feature = "cuda")]
+            AnyBackend::Cuda($b) => $body,
         }
     };
 }
 
 /// Lends a slice of [`AnyBuf`] state buffers to `f` as the backend's own buffer type.
-fn native_state<E: Element, N: Native<E>>(
+fn native_state<E: AnyElement, N: Native<E>>(
     n: &N,
     state: &mut [&mut AnyBuf<E>],
     f: impl FnOnce(&mut [&mut N::Buf]) -> Result<()>,
@@ -169,7 +221,7 @@ fn native_state<E: Element, N: Native<E>>(
     }
 }
 
-impl<E: Element> Backend<E> for AnyBackend {
+impl<E: AnyElement> Backend<E> for AnyBackend {
     type Buf = AnyBuf<E>;
 
     fn name(&self) -> String {
@@ -275,6 +327,71 @@ impl<E: Element> Backend<E> for AnyBackend {
 }
 
 /// `N::wrap` as a function value, with `N` inferred from a backend reference.
-fn wrap_of<E: Element, N: Native<E>>(_: &N) -> fn(N::Buf) -> AnyBuf<E> {
+fn wrap_of<E: AnyElement, N: Native<E>>(_: &N) -> fn(N::Buf) -> AnyBuf<E> {
     N::wrap
+}
+
+/// One backend's line in `nabla backends`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendStatus {
+    /// The `--backend` name.
+    pub name: String,
+    /// Whether this build contains it.
+    pub compiled: bool,
+    /// Whether it opened on this machine.
+    pub usable: bool,
+    /// What it is, or why it is not usable.
+    pub detail: String,
+}
+
+impl AnyBackend {
+    /// A one-line description of this backend.
+    pub fn describe(&self) -> String {
+        match self {
+            AnyBackend::Reference(_) => "plain Rust loops (the test oracle)".into(),
+            #[cfg(feature = "openblas")]
+            AnyBackend::OpenBlas(o) => {
+                format!("OpenBLAS, {} threads, {:?} kernels", o.threads(), nabla_openblas::level())
+            }
+            #[cfg(feature = "cuda")]
+            AnyBackend::Cuda(c) => {
+                format!("{}{}", Backend::<f32>::name(c), if c.tf32() { ", TF32 on" } else { "" })
+            }
+        }
+    }
+
+    /// Every backend this build knows of, each probed by opening it (and every GPU, by ordinal).
+    pub fn statuses(options: &BackendOptions) -> Vec<BackendStatus> {
+        let probe = |name: &str| match AnyBackend::from_name(name, options) {
+            Ok(b) => BackendStatus { name: name.into(), compiled: true, usable: true, detail: b.describe() },
+            Err(e) => BackendStatus {
+                name: name.into(),
+                compiled: !matches!(&e, Error::Unavailable { reason, .. } if reason.contains("compiled without")),
+                usable: false,
+                detail: e.to_string(),
+            },
+        };
+        let mut out = vec![probe("reference"), probe("openblas")];
+        #[cfg(feature = "cuda")]
+        match nabla_cuda::devices() {
+            Ok(devices) => out.extend(devices.into_iter().map(|d| BackendStatus {
+                name: format!("cuda:{}", d.ordinal),
+                compiled: true,
+                usable: true,
+                detail: format!(
+                    "{}, {:.1} GiB, compute capability {}.{}",
+                    d.name,
+                    d.memory_bytes as f64 / (1u64 << 30) as f64,
+                    d.compute_capability.0,
+                    d.compute_capability.1
+                ),
+            })),
+            Err(e) => {
+                out.push(BackendStatus { name: "cuda".into(), compiled: true, usable: false, detail: e.to_string() })
+            }
+        }
+        #[cfg(not(feature = "cuda"))]
+        out.push(probe("cuda"));
+        out
+    }
 }

@@ -9,8 +9,10 @@ mod any;
 pub mod bench;
 pub mod linear_regression_demo;
 
-pub use any::{AnyBackend, AnyBuf, BACKEND_NAMES, BackendName, BackendOptions};
+pub use any::{AnyBackend, AnyBuf, AnyElement, BACKEND_NAMES, BackendName, BackendOptions, BackendStatus};
 pub use nabla_core::*;
+#[cfg(feature = "cuda")]
+pub use nabla_cuda as cuda;
 pub use nabla_data as data;
 #[cfg(feature = "openblas")]
 pub use nabla_openblas::OpenBlas;

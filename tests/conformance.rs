@@ -8,3 +8,18 @@ conformance_suite!(reference, Some(nabla::Reference));
 conformance_suite!(openblas, Some(nabla::OpenBlas::new(Some(2)).unwrap()));
 
 conformance_suite!(any_backend, Some(nabla::AnyBackend::from_name("openblas", &Default::default()).unwrap()));
+
+/// The CUDA backend on device 0, or `None` (with the reason printed) when there is none.
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Option<nabla::cuda::Cuda> {
+    match nabla::cuda::Cuda::new(Default::default()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            common::skip(&format!("no CUDA device ({e})"));
+            None
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+conformance_suite!(cuda, super::cuda_device());

@@ -341,6 +341,13 @@ pub fn training_step<E: Element, B: Backend<E> + Clone>(b: &B) {
     }
 }
 
+/// Prints why a test was skipped, past the test harness's output capture (so that a run without
+/// the device shows it without `--nocapture`).
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
+
 /// Instantiates the conformance suite for a backend: `conformance_suite!(module, Some(backend))`.
 /// The expression gives `None` (after printing why) when the backend is not present here.
 #[macro_export]
@@ -355,7 +362,7 @@ macro_rules! conformance_suite {
                     fn $test() {
                         match $make {
                             Some(b) => common::$op::<$t, _>(&b),
-                            None => eprintln!("skipped: {} backend not present", stringify!($name)),
+                            None => common::skip(&format!("{} backend not present", stringify!($name))),
                         }
                     }
                 };

@@ -26,6 +26,8 @@ pub enum Command {
     Gradcheck(Box<GradcheckArgs>),
     /// List the backends compiled in and whether each works on this machine.
     Backends(BackendsArgs),
+    /// Time the peers' workloads (W1 mnist-mlp, W2 tiny, W3 wide) and GEMMs on each backend.
+    Bench(BenchArgs),
 }
 
 /// Where the data comes from.
@@ -86,6 +88,12 @@ pub struct RunFlags {
     /// Element type: f32 or f64 [default: f32].
     #[arg(long)]
     pub dtype: Option<String>,
+    /// GPU ordinal for --backend cuda [default: 0].
+    #[arg(long)]
+    pub device: Option<usize>,
+    /// TF32 tensor-core math for f32 GEMMs on CUDA (faster, ~1e-3 relative products).
+    #[arg(long)]
+    pub tf32: bool,
 }
 
 /// `nabla train`.
@@ -205,6 +213,44 @@ pub struct BackendsArgs {
     pub json: bool,
 }
 
+/// `nabla bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Backends, comma-separated: reference, openblas, cuda[:N].
+    #[arg(long, default_value = "openblas")]
+    pub backends: String,
+    /// Workloads, comma-separated: mnist-mlp (W1), tiny (W2), wide (W3).
+    #[arg(long, default_value = "mnist-mlp,tiny,wide")]
+    pub workloads: String,
+    /// CPU thread counts, comma-separated (OpenBLAS).
+    #[arg(long, default_value = "1,2")]
+    pub threads: String,
+    /// Timed repetitions; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Multiplies each workload's step count (the peers': W1 300, W2 20000, W3 20).
+    #[arg(long, default_value_t = 1.0)]
+    pub steps_scale: f64,
+    /// Seconds one repetition may take at most (fewer steps for slow backends).
+    #[arg(long, default_value_t = 10.0)]
+    pub max_seconds: f64,
+    /// Also report the GEMM sweep (squares 64…2048 and each workload's shapes).
+    #[arg(long)]
+    pub gemm_sweep: bool,
+    /// Run the reference backend on W3 too (very slow).
+    #[arg(long)]
+    pub reference_wide: bool,
+    /// TF32 tensor-core math for f32 GEMMs on CUDA.
+    #[arg(long)]
+    pub tf32: bool,
+    /// Print a markdown table.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Print only `{"results": [...]}` (on the last stdout line).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Layer sizes from input to output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layers(pub Vec<usize>);
@@ -256,6 +302,8 @@ impl RunFlags {
             backend: self.backend.clone(),
             threads: self.threads,
             dtype: self.dtype.clone(),
+            device: self.device,
+            tf32: self.tf32.then_some(true),
             ..TrainingConfig::default()
         }
     }

@@ -79,6 +79,8 @@ pub struct TrainingConfig {
     pub backend: Option<String>,
     pub threads: Option<usize>,
     pub dtype: Option<String>,
+    pub device: Option<usize>,
+    pub tf32: Option<bool>,
     pub early_stopping: Option<EarlyStoppingConfig>,
 }
 
@@ -118,6 +120,7 @@ pub struct Resolved {
     pub train: TrainConfig,
     pub backend: String,
     pub threads: Option<usize>,
+    pub tf32: bool,
     pub f64: bool,
 }
 
@@ -251,8 +254,12 @@ impl Config {
             dropout,
             optimizer,
             train,
-            backend: t.backend.clone().unwrap_or_else(|| "openblas".into()),
+            backend: match (t.backend.as_deref().unwrap_or("openblas"), t.device) {
+                ("cuda", Some(d)) => format!("cuda:{d}"),
+                (b, _) => b.to_string(),
+            },
             threads: t.threads,
+            tf32: t.tf32.unwrap_or(false),
             f64,
         })
     }

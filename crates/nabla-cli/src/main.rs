@@ -5,6 +5,7 @@
 
 mod args;
 mod backends;
+mod bench;
 mod config;
 mod gradcheck;
 mod model;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(&a),
         Command::Gradcheck(a) => gradcheck::run(&a),
         Command::Backends(a) => backends::run(&a),
+        Command::Bench(a) => bench::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -69,7 +69,7 @@ pub fn architecture(r: &Resolved, data: &Dataset) -> Result<Architecture> {
 
 /// Opens the configured backend.
 pub fn backend(r: &Resolved) -> Result<AnyBackend> {
-    AnyBackend::from_name(&r.backend, &BackendOptions { threads: r.threads }).map_err(|e| match e {
+    AnyBackend::from_name(&r.backend, &BackendOptions { threads: r.threads, tf32: r.tf32 }).map_err(|e| match e {
         Error::Invalid { what, detail } if what == "backend" => Error::invalid("--backend (training.backend)", detail),
         other => other,
     })

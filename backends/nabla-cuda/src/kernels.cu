@@ -1,0 +1,265 @@
+// nabla's CUDA kernels: every Backend op except GEMM (cuBLAS does that), for float and double.
+// Compiled once per process by NVRTC when the backend is created. Each kernel is a grid-stride
+// loop (or a row/warp per matrix row for the row-wise ops), so any launch size is correct.
+// The formulas are those of nabla-core's CPU kernels (crates/nabla-core/src/cpu.rs).
+
+typedef unsigned long long u64;
+
+// Activation codes (nabla_core::Activation::code).
+#define ACT_IDENTITY 0
+#define ACT_SIGMOID 1
+#define ACT_TANH 2
+#define ACT_RELU 3
+#define ACT_LEAKY_RELU 4
+#define ACT_ELU 5
+#define ACT_GELU 6
+#define ACT_SOFTPLUS 7
+#define ACT_SOFTSIGN 8
+
+// Loss codes (nabla_core::Loss::code).
+#define LOSS_MSE 0
+#define LOSS_MAE 1
+#define LOSS_HUBER 2
+#define LOSS_BCE 3
+#define LOSS_SOFTMAX_CE 4
+
+// Update rule codes (nabla_core::Rule::code).
+#define RULE_SGD 0
+#define RULE_MOMENTUM 1
+#define RULE_NESTEROV 2
+#define RULE_ADAGRAD 3
+#define RULE_RMSPROP 4
+#define RULE_ADAM 5
+#define RULE_RPROP 6
+
+#define GRID_STRIDE(i, n) for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (u64)blockDim.x * gridDim.x)
+
+// SplitMix64's finaliser (nabla_core::dropout::mix64).
+__device__ __forceinline__ u64 mix64(u64 x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+#define DEFINE_KERNELS(T, S, LOWEST)                                                                     \
+__device__ __forceinline__ T sigmoid_##S(T z) {                                                    \
+    if (z >= (T)0) return (T)1 / ((T)1 + exp(-z));                                                 \
+    T e = exp(z);                                                                                  \
+    return e / ((T)1 + e);                                                                         \
+}                                                                                                  \
+__device__ __forceinline__ T act_##S(int f, T alpha, T z) {                                        \
+    switch (f) {                                                                                   \
+    case ACT_SIGMOID: return sigmoid_##S(z);                                                       \
+    case ACT_TANH: return tanh(z);                                                                 \
+    case ACT_RELU: return z < (T)0 ? (T)0 : z;                                                     \
+    case ACT_LEAKY_RELU: return z < (T)0 ? alpha * z : z;                                          \
+    case ACT_ELU: return z < (T)0 ? alpha * expm1(z) : z;                                          \
+    case ACT_GELU: {                                                                               \
+        T inner = (T)0.7978845608028654 * (z + (T)0.044715 * z * z * z);                           \
+        return (T)0.5 * z * ((T)1 + tanh(inner));                                                 \
+    }                                                                                              \
+    case ACT_SOFTPLUS: return (z > (T)0 ? z : (T)0) + log1p(exp(-fabs(z)));                        \
+    case ACT_SOFTSIGN: return z / ((T)1 + fabs(z));                                                \
+    default: return z;                                                                             \
+    }                                                                                              \
+}                                                                                                  \
+__device__ __forceinline__ T dact_##S(int f, T alpha, T z, T a) {                                  \
+    switch (f) {                                                                                   \
+    case ACT_SIGMOID: return a * ((T)1 - a);                                                       \
+    case ACT_TANH: return (T)1 - a * a;                                                            \
+    case ACT_RELU: return z > (T)0 ? (T)1 : (T)0;                                                  \
+    case ACT_LEAKY_RELU: return z > (T)0 ? (T)1 : alpha;                                           \
+    case ACT_ELU: return z > (T)0 ? (T)1 : alpha * exp(z);                                         \
+    case ACT_GELU: {                                                                               \
+        T c = (T)0.7978845608028654, k = (T)0.044715;                                              \
+        T t = tanh(c * (z + k * z * z * z));                                                       \
+        return (T)0.5 * ((T)1 + t) + (T)0.5 * z * ((T)1 - t * t) * c * ((T)1 + (T)3 * k * z * z); \
+    }                                                                                              \
+    case ACT_SOFTPLUS: return sigmoid_##S(z);                                                      \
+    case ACT_SOFTSIGN: { T d = (T)1 + fabs(z); return (T)1 / (d * d); }                            \
+    default: return (T)1;                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+/* y ← x ⊙ y */                                                                                    \
+extern "C" __global__ void hadamard_##S(u64 n, const T* x, T* y) {                                 \
+    GRID_STRIDE(i, n) { y[i] = x[i] * y[i]; }                                                      \
+}                                                                                                  \
+/* y ← αx + y */                                                                                   \
+extern "C" __global__ void axpy_##S(u64 n, T alpha, const T* x, T* y) {                            \
+    GRID_STRIDE(i, n) { y[i] = alpha * x[i] + y[i]; }                                              \
+}                                                                                                  \
+/* z[r,c] += b[c] */                                                                               \
+extern "C" __global__ void bias_add_##S(u64 rows, u64 cols, const T* b, T* z) {                    \
+    GRID_STRIDE(i, rows * cols) { z[i] += b[i % cols]; }                                           \
+}                                                                                                  \
+/* a ← σ(z), element-wise */                                                                       \
+extern "C" __global__ void activate_##S(u64 n, int f, T alpha, const T* z, T* a) {                 \
+    GRID_STRIDE(i, n) { a[i] = act_##S(f, alpha, z[i]); }                                          \
+}                                                                                                  \
+/* z ← z ⊕ b, a ← σ(z), element-wise, in one pass */                                               \
+extern "C" __global__ void bias_activate_##S(u64 rows, u64 cols, int f, T alpha, const T* b, T* z, T* a) { \
+    GRID_STRIDE(i, rows * cols) {                                                                  \
+        T v = z[i] + b[i % cols];                                                                  \
+        z[i] = v;                                                                                  \
+        a[i] = act_##S(f, alpha, v);                                                               \
+    }                                                                                              \
+}                                                                                                  \
+/* δ ← δ ⊙ σ'(z), element-wise */                                                                  \
+extern "C" __global__ void activate_grad_##S(u64 n, int f, T alpha, const T* z, const T* a, T* d) { \
+    GRID_STRIDE(i, n) { d[i] = d[i] * dact_##S(f, alpha, z[i], a[i]); }                            \
+}                                                                                                  \
+/* Row-wise softmax: one warp per row. */                                                          \
+extern "C" __global__ void softmax_##S(u64 rows, u64 cols, const T* z, T* a) {                     \
+    u64 warps = ((u64)blockDim.x * gridDim.x) / 32;                                                \
+    u64 lane = threadIdx.x % 32;                                                                   \
+    for (u64 r = ((u64)blockIdx.x * blockDim.x + threadIdx.x) / 32; r < rows; r += warps) {        \
+        const T* zr = z + r * cols;                                                                \
+        T* ar = a + r * cols;                                                                      \
+        T m = LOWEST;                                                                              \
+        for (u64 j = lane; j < cols; j += 32) m = fmax(m, zr[j]);                                  \
+        for (int o = 16; o > 0; o /= 2) m = fmax(m, __shfl_xor_sync(0xffffffffu, m, o));           \
+        T s = 0;                                                                                   \
+        for (u64 j = lane; j < cols; j += 32) { T e = exp(zr[j] - m); ar[j] = e; s += e; }         \
+        for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);                   \
+        T inv = (T)1 / s;                                                                          \
+        for (u64 j = lane; j < cols; j += 32) ar[j] *= inv;                                        \
+    }                                                                                              \
+}                                                                                                  \
+/* δ ← a ⊙ (δ − δ·a), row by row: one warp per row. */                                             \
+extern "C" __global__ void softmax_grad_##S(u64 rows, u64 cols, const T* a, T* d) {                \
+    u64 warps = ((u64)blockDim.x * gridDim.x) / 32;                                                \
+    u64 lane = threadIdx.x % 32;                                                                   \
+    for (u64 r = ((u64)blockIdx.x * blockDim.x + threadIdx.x) / 32; r < rows; r += warps) {        \
+        const T* ar = a + r * cols;                                                                \
+        T* dr = d + r * cols;                                                                      \
+        T dot = 0;                                                                                 \
+        for (u64 j = lane; j < cols; j += 32) dot += ar[j] * dr[j];                                \
+        for (int o = 16; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);               \
+        for (u64 j = lane; j < cols; j += 32) dr[j] = ar[j] * (dr[j] - dot);                       \
+    }                                                                                              \
+}                                                                                                  \
+/* out[c] ← α Σ_r x[r,c] + β out[c]: blocks of 32 columns × 8 row-strides, reduced in shared memory. */ \
+extern "C" __global__ void sum_rows_##S(u64 rows, u64 cols, T alpha, const T* x, T beta, T* out) { \
+    __shared__ T part[8][33];                                                                      \
+    u64 c = (u64)blockIdx.x * 32 + threadIdx.x;                                                    \
+    T s = 0;                                                                                       \
+    if (c < cols) for (u64 r = threadIdx.y; r < rows; r += 8) s += x[r * cols + c];                \
+    part[threadIdx.y][threadIdx.x] = s;                                                            \
+    __syncthreads();                                                                               \
+    if (threadIdx.y == 0 && c < cols) {                                                            \
+        T t = 0;                                                                                   \
+        for (int k = 0; k < 8; k++) t += part[k][threadIdx.x];                                     \
+        out[c] = beta == (T)0 ? alpha * t : alpha * t + beta * out[c];                             \
+    }                                                                                              \
+}                                                                                                  \
+/* Loss, output error and correct count of a batch; one block, threads striding over rows,        \
+   block-reduced into stats[0] (mean loss) and stats[1] (correct predictions). */                  \
+extern "C" __global__ void loss_##S(int l, T param, u64 rows, u64 cols, const T* o, const T* y, T* g, T* stats) { \
+    __shared__ T tot[256];                                                                         \
+    __shared__ T hit[256];                                                                         \
+    u64 norm = (l == LOSS_SOFTMAX_CE ? rows : rows * cols);                                        \
+    T scale = (T)1 / (T)(norm > 0 ? norm : 1);                                                     \
+    T total = 0, correct = 0;                                                                      \
+    for (u64 r = threadIdx.x; r < rows; r += blockDim.x) {                                         \
+        const T* orow = o + r * cols;                                                              \
+        const T* yrow = y + r * cols;                                                              \
+        T* grow = g + r * cols;                                                                    \
+        if (l == LOSS_SOFTMAX_CE) {                                                                \
+            T m = LOWEST, ysum = 0;                                                             \
+            for (u64 j = 0; j < cols; j++) { m = fmax(m, orow[j]); ysum += yrow[j]; }              \
+            T s = 0;                                                                               \
+            for (u64 j = 0; j < cols; j++) s += exp(orow[j] - m);                                  \
+            T lse = m + log(s);                                                                    \
+            for (u64 j = 0; j < cols; j++) {                                                       \
+                total += yrow[j] * (lse - orow[j]);                                                \
+                grow[j] = (exp(orow[j] - lse) * ysum - yrow[j]) * scale;                           \
+            }                                                                                      \
+        } else if (l == LOSS_BCE) {                                                                \
+            for (u64 j = 0; j < cols; j++) {                                                       \
+                T z = orow[j], t = yrow[j];                                                        \
+                total += (z > (T)0 ? z : (T)0) - z * t + log1p(exp(-fabs(z)));                    \
+                grow[j] = (sigmoid_##S(z) - t) * scale;                                            \
+                correct += ((z > (T)0) == (t > (T)0.5)) ? (T)1 : (T)0;                             \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (u64 j = 0; j < cols; j++) {                                                       \
+                T d = orow[j] - yrow[j];                                                           \
+                if (l == LOSS_MSE) { total += d * d; grow[j] = (d + d) * scale; }                  \
+                else if (l == LOSS_MAE) {                                                          \
+                    total += fabs(d);                                                              \
+                    grow[j] = d > (T)0 ? scale : (d < (T)0 ? -scale : (T)0);                       \
+                } else {                                                                           \
+                    T ad = fabs(d);                                                                \
+                    total += ad <= param ? (T)0.5 * d * d : param * (ad - (T)0.5 * param);         \
+                    grow[j] = fmin(fmax(d, -param), param) * scale;                                \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        if (l != LOSS_BCE) {                                                                       \
+            if (cols == 1) {                                                                       \
+                correct += ((orow[0] > (T)0.5) == (yrow[0] > (T)0.5)) ? (T)1 : (T)0;               \
+            } else {                                                                               \
+                u64 bo = 0, by = 0;                                                                \
+                for (u64 j = 1; j < cols; j++) {                                                   \
+                    if (orow[j] > orow[bo]) bo = j;                                                \
+                    if (yrow[j] > yrow[by]) by = j;                                                \
+                }                                                                                  \
+                correct += bo == by ? (T)1 : (T)0;                                                 \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    tot[threadIdx.x] = total;                                                                      \
+    hit[threadIdx.x] = correct;                                                                    \
+    __syncthreads();                                                                               \
+    for (unsigned int s = blockDim.x / 2; s > 0; s /= 2) {                                         \
+        if (threadIdx.x < s) { tot[threadIdx.x] += tot[threadIdx.x + s]; hit[threadIdx.x] += hit[threadIdx.x + s]; } \
+        __syncthreads();                                                                           \
+    }                                                                                              \
+    if (threadIdx.x == 0) { stats[0] = tot[0] * scale; stats[1] = hit[0]; }                        \
+}                                                                                                  \
+/* One optimizer step (nabla_core::cpu::update): p = rule parameters, c1/c2 Adam's corrections. */ \
+extern "C" __global__ void update_##S(u64 n, int rule, T lr, T l2, T decay, T p0, T p1, T p2, T p3, \
+                                      T c1, T c2, T* w, const T* g, T* s0, T* s1) {                \
+    T shrink = (T)1 - lr * decay;                                                                  \
+    GRID_STRIDE(i, n) {                                                                            \
+        T wi = w[i];                                                                               \
+        if (decay != (T)0) wi = wi * shrink;                                                       \
+        T gi = l2 != (T)0 ? g[i] + l2 * wi : g[i];                                                 \
+        switch (rule) {                                                                            \
+        case RULE_SGD: wi = wi - lr * gi; break;                                                   \
+        case RULE_MOMENTUM: case RULE_NESTEROV: {                                                  \
+            T v = p0 * s0[i] + gi; s0[i] = v;                                                      \
+            wi = wi - lr * (rule == RULE_NESTEROV ? gi + p0 * v : v); break;                       \
+        }                                                                                          \
+        case RULE_ADAGRAD: { T s = s0[i] + gi * gi; s0[i] = s; wi = wi - lr * gi / (sqrt(s) + p0); break; } \
+        case RULE_RMSPROP: {                                                                       \
+            T s = p0 * s0[i] + ((T)1 - p0) * gi * gi; s0[i] = s;                                   \
+            wi = wi - lr * gi / (sqrt(s) + p1); break;                                             \
+        }                                                                                          \
+        case RULE_ADAM: {                                                                          \
+            T m = p0 * s0[i] + ((T)1 - p0) * gi; T v = p1 * s1[i] + ((T)1 - p1) * gi * gi;        \
+            s0[i] = m; s1[i] = v;                                                                  \
+            wi = wi - (lr / c1) * m / (sqrt(v / c2) + p2); break;                                  \
+        }                                                                                          \
+        case RULE_RPROP: {                                                                         \
+            T prev = s0[i], step = s1[i], trend = prev * gi;                                       \
+            if (trend < (T)0) { step = fmax(step * p0, p2); s0[i] = (T)0; }                        \
+            else {                                                                                 \
+                if (trend > (T)0) step = fmin(step * p1, p3);                                      \
+                T sg = gi > (T)0 ? (T)1 : (gi < (T)0 ? (T)-1 : (T)0);                              \
+                wi = wi - sg * step; s0[i] = gi;                                                   \
+            }                                                                                      \
+            s1[i] = step; break;                                                                   \
+        }                                                                                          \
+        }                                                                                          \
+        w[i] = wi;                                                                                 \
+    }                                                                                              \
+}                                                                                                  \
+/* mask[i] ← keep(seed, i) ? 1/(1 − rate) : 0 (nabla_core::dropout). */                            \
+extern "C" __global__ void dropout_mask_##S(u64 n, u64 threshold, u64 seed, T kept, T* mask) {     \
+    GRID_STRIDE(i, n) { mask[i] = (mix64(seed ^ mix64(i)) >> 11) >= threshold ? kept : (T)0; }     \
+}
+
+DEFINE_KERNELS(float, f32, -3.402823466e38f)
+DEFINE_KERNELS(double, f64, -1.7976931348623157e308)

@@ -1,0 +1,559 @@
+//! The CUDA backend: GEMM through cuBLAS, every other op a CUDA kernel compiled once per
+//! process by NVRTC (`kernels.cu`), all on one stream, every buffer resident on the GPU.
+//!
+//! cudarc loads `libcuda`, `libcublas` and `libnvrtc` at run time (its `dynamic-loading`
+//! feature), so this crate builds and its tests run on machines with no CUDA at all; opening the
+//! backend there returns [`Error::Unavailable`] instead of panicking (cudarc panics when a
+//! library is missing, so each one is looked for first).
+//!
+//! Row-major GEMM on column-major cuBLAS: a row-major `m × n` matrix is the column-major
+//! `n × m` matrix of its transpose, so `C = op(A) op(B)` is computed as
+//! `Cᵀ = op(B)ᵀ op(A)ᵀ` — the operands swapped, transposes passed as flags, nothing copied.
+
+use std::sync::{Arc, Mutex};
+
+use cudarc::cublas::{CudaBlas, Gemm as _, GemmConfig, sys as cublas_sys};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
+    ValidAsZeroBits,
+};
+use cudarc::nvrtc::Ptx;
+use nabla_core::backend::{Backend, Dims, Gemm, Trans};
+use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, dropout};
+
+/// A buffer on the GPU.
+pub type CudaBuf<E> = CudaSlice<E>;
+
+/// The kernels' CUDA C source.
+const KERNELS: &str = include_str!("kernels.cu");
+
+/// Threads per block of the element-wise kernels.
+const THREADS: u32 = 256;
+
+/// A GPU found on this machine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub memory_bytes: usize,
+    pub compute_capability: (i32, i32),
+}
+
+/// Why CUDA cannot be used here, or `None` when the driver, cuBLAS and NVRTC libraries load.
+pub fn missing_library() -> Option<&'static str> {
+    // SAFETY: these only try to open the shared libraries.
+    unsafe {
+        if !cudarc::driver::sys::is_culib_present() {
+            return Some("the NVIDIA driver library (libcuda) was not found; is there a GPU and its driver?");
+        }
+        if !cudarc::cublas::sys::is_culib_present() {
+            return Some(
+                "cuBLAS (libcublas) was not found; install the CUDA toolkit's libraries or add them to LD_LIBRARY_PATH",
+            );
+        }
+        if !cudarc::nvrtc::sys::is_culib_present() {
+            return Some(
+                "NVRTC (libnvrtc) was not found; install the CUDA toolkit's libraries or add them to LD_LIBRARY_PATH",
+            );
+        }
+    }
+    None
+}
+
+fn unavailable(reason: impl Into<String>) -> Error {
+    Error::Unavailable { backend: "cuda".into(), reason: reason.into() }
+}
+
+fn driver_error(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::backend("cuda", format!("{what}: {e:?}"))
+}
+
+/// The GPUs of this machine (an error says why there are none).
+pub fn devices() -> Result<Vec<DeviceInfo>> {
+    if let Some(reason) = missing_library() {
+        return Err(unavailable(reason));
+    }
+    let count = CudaContext::device_count().map_err(|e| unavailable(format!("the driver reports no device: {e:?}")))?;
+    if count <= 0 {
+        return Err(unavailable("no CUDA device found"));
+    }
+    (0..count as usize)
+        .map(|ordinal| {
+            let ctx = CudaContext::new(ordinal).map_err(|e| driver_error("opening the device", e))?;
+            Ok(DeviceInfo {
+                ordinal,
+                name: ctx.name().map_err(|e| driver_error("device name", e))?,
+                memory_bytes: ctx.total_mem().map_err(|e| driver_error("device memory", e))?,
+                compute_capability: ctx.compute_capability().map_err(|e| driver_error("compute capability", e))?,
+            })
+        })
+        .collect()
+}
+
+/// The kernels of one element type (and a one-element stand-in buffer for unused arguments).
+pub struct Kernels {
+    hadamard: CudaFunction,
+    axpy: CudaFunction,
+    bias_add: CudaFunction,
+    activate: CudaFunction,
+    bias_activate: CudaFunction,
+    activate_grad: CudaFunction,
+    softmax: CudaFunction,
+    softmax_grad: CudaFunction,
+    sum_rows: CudaFunction,
+    loss: CudaFunction,
+    update: CudaFunction,
+    dropout_mask: CudaFunction,
+}
+
+impl Kernels {
+    fn load(module: &Arc<CudaModule>, suffix: &str) -> Result<Kernels> {
+        let f = |name: &str| {
+            module
+                .load_function(&format!("{name}_{suffix}"))
+                .map_err(|e| driver_error(&format!("loading kernel {name}_{suffix}"), e))
+        };
+        Ok(Kernels {
+            hadamard: f("hadamard")?,
+            axpy: f("axpy")?,
+            bias_add: f("bias_add")?,
+            activate: f("activate")?,
+            bias_activate: f("bias_activate")?,
+            activate_grad: f("activate_grad")?,
+            softmax: f("softmax")?,
+            softmax_grad: f("softmax_grad")?,
+            sum_rows: f("sum_rows")?,
+            loss: f("loss")?,
+            update: f("update")?,
+            dropout_mask: f("dropout_mask")?,
+        })
+    }
+}
+
+struct Inner {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    f32: Kernels,
+    f64: Kernels,
+    placeholder_f32: CudaSlice<f32>,
+    placeholder_f64: CudaSlice<f64>,
+    name: String,
+    tf32: bool,
+}
+
+/// The CUDA backend on one device (cheap to clone: a shared handle).
+#[derive(Clone)]
+pub struct Cuda {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cuda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cuda({})", self.inner.name)
+    }
+}
+
+/// How to open the backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CudaOptions {
+    /// Device ordinal.
+    pub device: usize,
+    /// Let cuBLAS use TF32 tensor cores for f32 GEMMs (faster, ~10-bit mantissa products).
+    pub tf32: bool,
+}
+
+impl Cuda {
+    /// Opens device `options.device`, creates its stream and cuBLAS handle, and compiles the
+    /// kernels. Fails with [`Error::Unavailable`] when there is no driver or device.
+    pub fn new(options: CudaOptions) -> Result<Cuda> {
+        if let Some(reason) = missing_library() {
+            return Err(unavailable(reason));
+        }
+        let count =
+            CudaContext::device_count().map_err(|e| unavailable(format!("the driver reports no device: {e:?}")))?;
+        if count <= 0 {
+            return Err(unavailable("no CUDA device found"));
+        }
+        if options.device >= count as usize {
+            return Err(unavailable(format!(
+                "device {} does not exist; this machine has {count} (0..{})",
+                options.device,
+                count - 1
+            )));
+        }
+        let ctx = CudaContext::new(options.device).map_err(|e| driver_error("opening the device", e))?;
+        // One stream only, so cudarc's per-buffer event tracking is not needed (and would put
+        // event records into every launch).
+        // SAFETY: every buffer and launch of this backend uses the one stream created below.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(|e| driver_error("creating a stream", e))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_error("creating the cuBLAS handle", e))?;
+        if options.tf32 {
+            // SAFETY: a valid handle and a valid math mode.
+            let status = unsafe {
+                cublas_sys::cublasSetMathMode(*blas.handle(), cublas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH)
+            };
+            if status != cublas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                return Err(driver_error("enabling TF32", status));
+            }
+        }
+        let (major, minor) = ctx.compute_capability().map_err(|e| driver_error("compute capability", e))?;
+        let module =
+            ctx.load_module(compiled_kernels(major, minor)?).map_err(|e| driver_error("loading the kernels", e))?;
+        let name = format!("cuda:{} ({})", options.device, ctx.name().unwrap_or_default());
+        let placeholder_f32 = stream.alloc_zeros::<f32>(1).map_err(|e| driver_error("allocating", e))?;
+        let placeholder_f64 = stream.alloc_zeros::<f64>(1).map_err(|e| driver_error("allocating", e))?;
+        let inner = Inner {
+            f32: Kernels::load(&module, "f32")?,
+            f64: Kernels::load(&module, "f64")?,
+            placeholder_f32,
+            placeholder_f64,
+            ctx,
+            stream,
+            blas,
+            name,
+            tf32: options.tf32,
+        };
+        Ok(Cuda { inner: Arc::new(inner) })
+    }
+
+    /// Whether TF32 tensor-core math is on for f32 GEMMs.
+    pub fn tf32(&self) -> bool {
+        self.inner.tf32
+    }
+
+    /// The CUDA context.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.inner.ctx
+    }
+}
+
+/// Launches kernel `$f` with configuration `$cfg` and the given arguments, in the order and
+/// types of its C signature.
+macro_rules! launch {
+    ($self:expr, $f:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
+        let mut builder = $self.inner.stream.launch_builder($f);
+        $( builder.arg($arg); )*
+        // SAFETY: the arguments match the kernel's C signature (order and types), and operand
+        // sizes were checked against the element counts the kernel is given.
+        unsafe { builder.launch($cfg) }.map(|_| ()).map_err(|e| driver_error("kernel launch", e))
+    }};
+}
+
+/// The kernels compiled for compute capability `major.minor`: NVRTC runs once per process and
+/// architecture, and later backends (other devices, other tests) reuse its PTX.
+fn compiled_kernels(major: i32, minor: i32) -> Result<Ptx> {
+    static CACHE: Mutex<Vec<((i32, i32), String)>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().map_err(|_| Error::backend("cuda", "the kernel cache was poisoned by a panic"))?;
+    if let Some((_, src)) = cache.iter().find(|(arch, _)| *arch == (major, minor)) {
+        return Ok(Ptx::from_src(src.clone()));
+    }
+    let opts = cudarc::nvrtc::CompileOptions {
+        arch: Some(Box::leak(format!("compute_{major}{minor}").into_boxed_str())),
+        use_fast_math: Some(false),
+        ..Default::default()
+    };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(KERNELS, opts)
+        .map_err(|e| Error::backend("cuda", format!("compiling the kernels with NVRTC failed: {e:?}")))?;
+    cache.push(((major, minor), ptx.to_src()));
+    Ok(ptx)
+}
+
+/// A grid-stride launch over `n` elements.
+fn elementwise(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(THREADS as usize).clamp(1, 65_535) as u32;
+    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// One warp per row (row-wise softmax).
+fn per_row(rows: usize) -> LaunchConfig {
+    let blocks = (rows * 32).div_ceil(THREADS as usize).clamp(1, 65_535) as u32;
+    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// An element type the kernels and cuBLAS handle.
+pub trait CudaFloat: Element + DeviceRepr + ValidAsZeroBits {
+    /// cuBLAS GEMM for this type.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        b: &CudaBlas,
+        cfg: GemmConfig<Self>,
+        a: &CudaSlice<Self>,
+        x: &CudaSlice<Self>,
+        c: &mut CudaSlice<Self>,
+    ) -> Result<()>;
+    /// This type's kernels.
+    fn kernels(c: &Cuda) -> &Kernels;
+    /// A one-element buffer passed for kernel arguments a call does not use.
+    fn placeholder(c: &Cuda) -> &CudaSlice<Self>;
+}
+
+macro_rules! cuda_float {
+    ($t:ty, $field:ident, $placeholder:ident) => {
+        impl CudaFloat for $t {
+            fn gemm(
+                b: &CudaBlas,
+                cfg: GemmConfig<$t>,
+                a: &CudaSlice<$t>,
+                x: &CudaSlice<$t>,
+                c: &mut CudaSlice<$t>,
+            ) -> Result<()> {
+                // SAFETY: the operand buffers were checked to hold the matrices the dimensions and
+                // leading dimensions describe.
+                unsafe { b.gemm(cfg, a, x, c) }.map_err(|e| driver_error("cuBLAS gemm", e))
+            }
+            fn kernels(c: &Cuda) -> &Kernels {
+                &c.inner.$field
+            }
+            fn placeholder(c: &Cuda) -> &CudaSlice<$t> {
+                &c.inner.$placeholder
+            }
+        }
+    };
+}
+
+cuda_float!(f32, f32, placeholder_f32);
+cuda_float!(f64, f64, placeholder_f64);
+
+fn op(t: Trans) -> cublas_sys::cublasOperation_t {
+    match t {
+        Trans::No => cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+        Trans::Yes => cublas_sys::cublasOperation_t::CUBLAS_OP_T,
+    }
+}
+
+fn dim(v: usize, what: &str) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::shape("gemm", format!("{what} = {v} exceeds cuBLAS's 32-bit sizes")))
+}
+
+impl<E: CudaFloat> Backend<E> for Cuda {
+    type Buf = CudaSlice<E>;
+
+    fn name(&self) -> String {
+        self.inner.name.clone()
+    }
+
+    fn alloc(&self, len: usize) -> Result<CudaSlice<E>> {
+        self.inner.stream.alloc_zeros::<E>(len.max(1)).map_err(|e| {
+            Error::backend("cuda", format!("allocating {len} elements failed (out of GPU memory?): {e:?}"))
+        })
+    }
+
+    fn len(&self, buf: &CudaSlice<E>) -> usize {
+        buf.len()
+    }
+
+    fn write(&self, host: &[E], buf: &mut CudaSlice<E>) -> Result<()> {
+        check::elementwise("write", host.len(), &[("buffer", buf.len())])?;
+        if host.is_empty() {
+            return Ok(());
+        }
+        let mut dst = buf.slice_mut(..host.len());
+        self.inner.stream.memcpy_htod(host, &mut dst).map_err(|e| driver_error("copy to the device", e))
+    }
+
+    fn download(&self, buf: &CudaSlice<E>, host: &mut [E]) -> Result<()> {
+        check::elementwise("download", host.len(), &[("buffer", buf.len())])?;
+        if host.is_empty() {
+            return Ok(());
+        }
+        let src = buf.slice(..host.len());
+        self.inner.stream.memcpy_dtoh(&src, host).map_err(|e| driver_error("copy to the host", e))?;
+        self.inner.stream.synchronize().map_err(|e| driver_error("synchronize", e))
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.inner.stream.synchronize().map_err(|e| driver_error("synchronize (a kernel failed?)", e))
+    }
+
+    fn gemm(&self, s: Gemm, alpha: E, a: &CudaSlice<E>, b: &CudaSlice<E>, beta: E, c: &mut CudaSlice<E>) -> Result<()> {
+        check::gemm(&s, a.len(), b.len(), c.len())?;
+        if s.m == 0 || s.n == 0 {
+            return Ok(());
+        }
+        let Gemm { ta, tb, m, n, k } = s;
+        let cfg = GemmConfig {
+            transa: op(tb),
+            transb: op(ta),
+            m: dim(n, "n")?,
+            n: dim(m, "m")?,
+            k: dim(k, "k")?,
+            alpha,
+            lda: dim(if tb == Trans::No { n } else { k }.max(1), "ldb")?,
+            ldb: dim(if ta == Trans::No { k } else { m }.max(1), "lda")?,
+            beta,
+            ldc: dim(n.max(1), "ldc")?,
+        };
+        E::gemm(&self.inner.blas, cfg, b, a, c)
+    }
+
+    fn copy(&self, len: usize, src: &CudaSlice<E>, dst: &mut CudaSlice<E>) -> Result<()> {
+        check::elementwise("copy", len, &[("src", src.len()), ("dst", dst.len())])?;
+        if len == 0 {
+            return Ok(());
+        }
+        let (s, mut d) = (src.slice(..len), dst.slice_mut(..len));
+        self.inner.stream.memcpy_dtod(&s, &mut d).map_err(|e| driver_error("device copy", e))
+    }
+
+    fn hadamard(&self, len: usize, x: &CudaSlice<E>, y: &mut CudaSlice<E>) -> Result<()> {
+        check::elementwise("hadamard", len, &[("x", x.len()), ("y", y.len())])?;
+        let n = len as u64;
+        launch!(self, &E::kernels(self).hadamard, elementwise(len), &n, x, y)
+    }
+
+    fn axpy(&self, len: usize, alpha: E, x: &CudaSlice<E>, y: &mut CudaSlice<E>) -> Result<()> {
+        check::elementwise("axpy", len, &[("x", x.len()), ("y", y.len())])?;
+        let n = len as u64;
+        launch!(self, &E::kernels(self).axpy, elementwise(len), &n, &alpha, x, y)
+    }
+
+    fn bias_add(&self, d: Dims, bias: &CudaSlice<E>, z: &mut CudaSlice<E>) -> Result<()> {
+        check::bias("bias_add", d, bias.len())?;
+        check::matrices("bias_add", d, &[("z", z.len())])?;
+        let (rows, cols) = (d.rows as u64, d.cols as u64);
+        launch!(self, &E::kernels(self).bias_add, elementwise(d.len()), &rows, &cols, bias, z)
+    }
+
+    fn activate(&self, f: Activation, d: Dims, z: &CudaSlice<E>, a: &mut CudaSlice<E>) -> Result<()> {
+        check::matrices("activate", d, &[("z", z.len()), ("a", a.len())])?;
+        let (rows, cols) = (d.rows as u64, d.cols as u64);
+        if f.is_row_wise() {
+            return launch!(self, &E::kernels(self).softmax, per_row(d.rows), &rows, &cols, z, a);
+        }
+        let (n, code, alpha) = (d.len() as u64, f.code() as i32, E::of(f.alpha()));
+        launch!(self, &E::kernels(self).activate, elementwise(d.len()), &n, &code, &alpha, z, a)
+    }
+
+    fn bias_add_activate(
+        &self,
+        f: Activation,
+        d: Dims,
+        bias: &CudaSlice<E>,
+        z: &mut CudaSlice<E>,
+        a: &mut CudaSlice<E>,
+    ) -> Result<()> {
+        if f.is_row_wise() {
+            self.bias_add(d, bias, z)?;
+            return self.activate(f, d, z, a);
+        }
+        check::bias("bias_add_activate", d, bias.len())?;
+        check::matrices("bias_add_activate", d, &[("z", z.len()), ("a", a.len())])?;
+        let (rows, cols, code, alpha) = (d.rows as u64, d.cols as u64, f.code() as i32, E::of(f.alpha()));
+        launch!(self, &E::kernels(self).bias_activate, elementwise(d.len()), &rows, &cols, &code, &alpha, bias, z, a)
+    }
+
+    fn activate_grad(
+        &self,
+        f: Activation,
+        d: Dims,
+        z: &CudaSlice<E>,
+        a: &CudaSlice<E>,
+        delta: &mut CudaSlice<E>,
+    ) -> Result<()> {
+        check::matrices("activate_grad", d, &[("z", z.len()), ("a", a.len()), ("delta", delta.len())])?;
+        if f.is_row_wise() {
+            let (rows, cols) = (d.rows as u64, d.cols as u64);
+            return launch!(self, &E::kernels(self).softmax_grad, per_row(d.rows), &rows, &cols, a, delta);
+        }
+        let (n, code, alpha) = (d.len() as u64, f.code() as i32, E::of(f.alpha()));
+        launch!(self, &E::kernels(self).activate_grad, elementwise(d.len()), &n, &code, &alpha, z, a, delta)
+    }
+
+    fn sum_rows(&self, d: Dims, alpha: E, x: &CudaSlice<E>, beta: E, out: &mut CudaSlice<E>) -> Result<()> {
+        check::matrices("sum_rows", d, &[("x", x.len())])?;
+        check::bias("sum_rows", d, out.len())?;
+        let (rows, cols) = (d.rows as u64, d.cols as u64);
+        let cfg = LaunchConfig {
+            grid_dim: (d.cols.div_ceil(32).max(1) as u32, 1, 1),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        launch!(self, &E::kernels(self).sum_rows, cfg, &rows, &cols, &alpha, x, &beta, out)
+    }
+
+    fn loss(
+        &self,
+        l: Loss,
+        d: Dims,
+        out: &CudaSlice<E>,
+        target: &CudaSlice<E>,
+        grad: &mut CudaSlice<E>,
+        stats: &mut CudaSlice<E>,
+    ) -> Result<()> {
+        check::matrices("loss", d, &[("output", out.len()), ("target", target.len()), ("grad", grad.len())])?;
+        check::stats(stats.len())?;
+        let (code, param, rows, cols) = (l.code() as i32, E::of(l.param()), d.rows as u64, d.cols as u64);
+        let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        launch!(self, &E::kernels(self).loss, cfg, &code, &param, &rows, &cols, out, target, grad, stats)
+    }
+
+    fn update(
+        &self,
+        u: &Update,
+        len: usize,
+        w: &mut CudaSlice<E>,
+        g: &CudaSlice<E>,
+        state: &mut [&mut CudaSlice<E>],
+    ) -> Result<()> {
+        check::elementwise("update", len, &[("w", w.len()), ("g", g.len())])?;
+        check::state(len, u.rule.state_count(), state.iter().map(|s| s.len()))?;
+        let (c1, c2) = u.adam_corrections();
+        let p = u.rule.params();
+        let (n, rule) = (len as u64, u.rule.code() as i32);
+        let [lr, l2, decay, p0, p1, p2, p3, c1, c2] = [u.lr, u.l2, u.decay, p[0], p[1], p[2], p[3], c1, c2].map(E::of);
+        // Rules with fewer state tensors get a stand-in buffer their kernels never touch.
+        let placeholder = E::placeholder(self);
+        let (s0, s1) = match state {
+            [] => (placeholder, placeholder),
+            [a] => (&**a, placeholder),
+            [a, b, ..] => (&**a, &**b),
+        };
+        launch!(
+            self,
+            &E::kernels(self).update,
+            elementwise(len),
+            &n,
+            &rule,
+            &lr,
+            &l2,
+            &decay,
+            &p0,
+            &p1,
+            &p2,
+            &p3,
+            &c1,
+            &c2,
+            &*w,
+            g,
+            s0,
+            s1
+        )
+    }
+
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut CudaSlice<E>) -> Result<()> {
+        check::elementwise("dropout_mask", len, &[("mask", mask.len())])?;
+        let (n, threshold, kept) = (len as u64, dropout::threshold(rate), E::of(1.0 / (1.0 - rate)));
+        launch!(self, &E::kernels(self).dropout_mask, elementwise(len), &n, &threshold, &seed, &kept, mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_device_is_an_error_not_a_panic() {
+        match Cuda::new(CudaOptions::default()) {
+            Ok(c) => eprintln!("CUDA present here: {c:?}"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(matches!(e, Error::Unavailable { .. } | Error::Backend { .. }), "{msg}");
+                eprintln!("skipped: no CUDA device ({msg})");
+            }
+        }
+        let e = Cuda::new(CudaOptions { device: 999, tf32: false }).unwrap_err().to_string();
+        assert!(e.contains("cuda"), "{e}");
+    }
+}

@@ -1,0 +1,244 @@
+//! `nabla bench`: the peers' training workloads and a GEMM sweep on every backend asked for,
+//! with the fractions that say how close each comes to what its own GEMMs allow.
+//!
+//! For each backend × thread count × workload: warm-up steps, then `--reps` timed repetitions of
+//! the workload's step count (fewer when a step is slow, to stay near `--max-seconds`); the
+//! median, minimum and maximum step time; samples/s and steps/s; GFLOP/s of the step's GEMMs;
+//! **% of the GEMM bound** (the time the backend's own GEMMs for those shapes take alone, over
+//! the step time) and **% of the measured GEMM peak** (the best GFLOP/s of the square sweep).
+
+use std::process::ExitCode;
+
+use nabla::bench::{GemmOperands, Prepared, WORKLOADS, Workload, summarize};
+use nabla::{AnyBackend, Backend, BackendOptions, Error, Gemm, Result, Trans};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::args::BenchArgs;
+
+/// One measured line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub backend: String,
+    pub workload: String,
+    pub threads: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub samples_per_sec: f64,
+    pub steps_per_sec: f64,
+    pub gflops: f64,
+    pub gemm_bound_ms: f64,
+    pub gemm_bound_fraction: f64,
+    pub peak_gflops: f64,
+    pub peak_fraction: f64,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Median/min/max seconds per call of `run(count)` (which does `count` calls and returns the
+/// seconds), after `warmup` untimed calls, choosing `count` so that one repetition takes about
+/// `budget` seconds at most (and at least one call).
+fn time_per_call(
+    mut run: impl FnMut(usize) -> Result<f64>,
+    wanted: usize,
+    warmup: usize,
+    reps: usize,
+    budget: f64,
+) -> Result<(usize, f64, f64, f64)> {
+    let probe = run(1)?;
+    if warmup > 1 {
+        run(warmup - 1)?;
+    }
+    let count = (wanted as f64).min((budget / probe.max(1e-9)).floor()).max(1.0) as usize;
+    let mut times: Vec<f64> = (0..reps.max(1)).map(|_| run(count).map(|s| s / count as f64)).collect::<Result<_>>()?;
+    let (median, min, max) = summarize(&mut times);
+    Ok((count, median, min, max))
+}
+
+/// The square sizes of the GEMM sweep.
+const SQUARES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
+
+/// Seconds per product of `shape` on `backend` (median of `reps`).
+fn gemm_seconds(backend: &AnyBackend, shape: Gemm, reps: usize, budget: f64) -> Result<f64> {
+    let mut ops = GemmOperands::<f32, AnyBackend>::new(backend, shape)?;
+    let wanted = (2e9 / shape.flops().max(1.0)).clamp(3.0, 2000.0) as usize;
+    Ok(time_per_call(|n| ops.time(backend, n), wanted, 2, reps, budget)?.1)
+}
+
+fn tag(t: Trans) -> &'static str {
+    if t == Trans::Yes { "T" } else { "N" }
+}
+
+/// Runs the benchmark for one opened backend.
+fn bench_backend(
+    backend: &AnyBackend,
+    label: &str,
+    threads: usize,
+    args: &BenchArgs,
+    workloads: &[Workload],
+    out: &mut Vec<BenchResult>,
+) -> Result<()> {
+    let budget = args.max_seconds;
+    // The peak: the best square GEMM the backend does (the reference backend stops at 256).
+    let reference = label == "reference";
+    let mut peak = 0.0_f64;
+    let mut sweep = Vec::new();
+    for &s in SQUARES.iter().filter(|&&s| !reference || s <= 256) {
+        let shape = Gemm { ta: Trans::No, tb: Trans::No, m: s, n: s, k: s };
+        let secs = gemm_seconds(backend, shape, args.reps, budget)?;
+        peak = peak.max(shape.flops() / secs / 1e9);
+        sweep.push((format!("gemm-{s}"), shape, secs));
+    }
+    for w in workloads {
+        if reference && w.name == "wide" && !args.reference_wide {
+            eprintln!("skipping reference × wide (a naive 60-GFLOP step; --reference-wide runs it)");
+            continue;
+        }
+        let gemms = w.gemms();
+        let mut bound = 0.0;
+        for g in &gemms {
+            let secs = gemm_seconds(backend, *g, args.reps, budget / gemms.len() as f64)?;
+            bound += secs;
+            if args.gemm_sweep {
+                sweep.push((format!("gemm-{}-{}x{}x{}-{}{}", w.alias, g.m, g.n, g.k, tag(g.ta), tag(g.tb)), *g, secs));
+            }
+        }
+        let mut run = Prepared::<f32, AnyBackend>::new(backend.clone(), w)?;
+        let wanted = ((w.steps as f64) * args.steps_scale).ceil().max(1.0) as usize;
+        let warmup = ((w.warmup as f64) * args.steps_scale).ceil().max(1.0) as usize;
+        let (steps, median, min, max) = time_per_call(|n| run.time(n), wanted, warmup, args.reps, budget)?;
+        let gflops = w.flops_per_step() / median / 1e9;
+        out.push(BenchResult {
+            backend: label.into(),
+            workload: w.name.into(),
+            threads,
+            batch: w.batch,
+            steps,
+            samples_per_sec: w.batch as f64 / median,
+            steps_per_sec: 1.0 / median,
+            gflops,
+            gemm_bound_ms: bound * 1e3,
+            gemm_bound_fraction: bound / median,
+            peak_gflops: peak,
+            peak_fraction: gflops / peak,
+            median_ms: median * 1e3,
+            min_ms: min * 1e3,
+            max_ms: max * 1e3,
+        });
+        if !args.json {
+            let r = out.last().ok_or_else(|| Error::invalid("bench", "no result"))?;
+            eprintln!(
+                "{label} {threads}T {}: {:.0} samples/s, {:.0} steps/s, {:.1} GFLOP/s, {:.0}% of the GEMM bound, {:.0}% of peak",
+                w.name,
+                r.samples_per_sec,
+                r.steps_per_sec,
+                r.gflops,
+                100.0 * r.gemm_bound_fraction,
+                100.0 * r.peak_fraction
+            );
+        }
+    }
+    if args.gemm_sweep {
+        for (name, shape, secs) in sweep {
+            let gflops = shape.flops() / secs / 1e9;
+            out.push(BenchResult {
+                backend: label.into(),
+                workload: name,
+                threads,
+                batch: shape.m,
+                steps: 1,
+                samples_per_sec: 0.0,
+                steps_per_sec: 1.0 / secs,
+                gflops,
+                gemm_bound_ms: secs * 1e3,
+                gemm_bound_fraction: 1.0,
+                peak_gflops: peak,
+                peak_fraction: gflops / peak,
+                median_ms: secs * 1e3,
+                min_ms: secs * 1e3,
+                max_ms: secs * 1e3,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The markdown table of the results.
+pub fn markdown(results: &[BenchResult]) -> String {
+    let mut s = String::from(
+        "| backend | threads | workload | samples/s | steps/s | GFLOP/s | % GEMM bound | % peak | median ms | min–max ms |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0}% | {:.0}% | {:.4} | {:.4}–{:.4} |\n",
+            r.backend,
+            r.threads,
+            r.workload,
+            r.samples_per_sec,
+            r.steps_per_sec,
+            r.gflops,
+            100.0 * r.gemm_bound_fraction,
+            100.0 * r.peak_fraction,
+            r.median_ms,
+            r.min_ms,
+            r.max_ms
+        ));
+    }
+    s
+}
+
+/// `nabla bench`.
+pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+    let workloads: Vec<Workload> = args
+        .workloads
+        .split(',')
+        .map(|n| {
+            Workload::named(n.trim()).ok_or_else(|| {
+                let names: Vec<String> = WORKLOADS.iter().map(|w| format!("{} ({})", w.name, w.alias)).collect();
+                Error::invalid("--workloads", format!("`{n}`; accepted: {}", names.join(", ")))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let threads: Vec<usize> = args
+        .threads
+        .split(',')
+        .map(|t| {
+            t.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&t| t > 0)
+                .ok_or_else(|| Error::invalid("--threads", format!("`{t}`; give counts ≥ 1, e.g. 1,2")))
+        })
+        .collect::<Result<_>>()?;
+    if !(args.steps_scale > 0.0 && args.steps_scale.is_finite()) || args.reps == 0 {
+        return Err(Error::invalid("--steps-scale / --reps", "give a positive scale and at least one repetition"));
+    }
+    let mut results = Vec::new();
+    for name in args.backends.split(',').map(str::trim) {
+        // Only the CPU backends have a thread count; the others run once.
+        let counts: &[usize] = if name == "openblas" { &threads } else { &[1] };
+        for &t in counts {
+            let options = BackendOptions { threads: Some(t), tf32: args.tf32 };
+            let backend = AnyBackend::from_name(name, &options).map_err(|e| match e {
+                Error::Invalid { detail, .. } => Error::invalid("--backends", detail),
+                other => other,
+            })?;
+            let label = if name.starts_with("cuda") && args.tf32 { format!("{name}-tf32") } else { name.to_string() };
+            if !args.json {
+                eprintln!("benchmarking {} ({})", label, backend.describe());
+            }
+            bench_backend(&backend, &label, t, args, &workloads, &mut results)?;
+            Backend::<f32>::synchronize(&backend)?;
+        }
+    }
+    if args.markdown {
+        print!("{}", markdown(&results));
+    }
+    if args.json {
+        println!("{}", json!({ "results": results }));
+    } else if !args.markdown {
+        print!("{}", markdown(&results));
+    }
+    Ok(ExitCode::SUCCESS)
+}
