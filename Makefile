@@ -25,9 +25,9 @@ run: deps
 	$(CARGO) run --release -p nabla-cli -- train $(ARGS)
 
 test: deps
-	$(CARGO) test --workspace
-	$(CARGO) build --workspace --features nabla/cuda
-	@if $(CARGO) clippy --version >/dev/null 2>&1; then $(CARGO) clippy --workspace --all-targets -- -D warnings; \
+	$(CARGO) test --workspace --all-features
+	$(CARGO) build --workspace --all-targets
+	@if $(CARGO) clippy --version >/dev/null 2>&1; then $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings; \
 	 else echo "make: clippy not installed, lint skipped (rustup component add clippy)"; fi
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; \
 	 else echo "make: rustfmt not installed, format check skipped (rustup component add rustfmt)"; fi

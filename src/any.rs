@@ -9,16 +9,36 @@ use nabla_core::backend::{Backend, Dims, Gemm};
 use nabla_core::{Activation, Element, Error, Loss, Reference, Result, Update};
 
 #[cfg(feature = "cuda")]
-use nabla_cuda::{Cuda, CudaFloat, CudaOptions};
+use nabla_cuda::{Cuda, CudaOptions};
 #[cfg(feature = "openblas")]
 use nabla_openblas::OpenBlas;
+#[cfg(feature = "plugins")]
+use nabla_plugin::{PluginBackend, PluginBuf};
+
+/// The per-backend element bounds that [`AnyElement`] gathers (empty when a backend is not
+/// compiled in).
+#[doc(hidden)]
+pub mod bounds {
+    #[cfg(feature = "cuda")]
+    pub use nabla_cuda::CudaFloat as CudaBound;
+    #[cfg(feature = "plugins")]
+    pub use nabla_plugin::PluginFloat as PluginBound;
+
+    /// Nothing to require: CUDA is not compiled in.
+    #[cfg(not(feature = "cuda"))]
+    pub trait CudaBound {}
+    #[cfg(not(feature = "cuda"))]
+    impl<T> CudaBound for T {}
+
+    /// Nothing to require: plugins are not compiled in.
+    #[cfg(not(feature = "plugins"))]
+    pub trait PluginBound {}
+    #[cfg(not(feature = "plugins"))]
+    impl<T> PluginBound for T {}
+}
 
 /// The element types every compiled-in backend supports (`f32` and `f64`).
-#[cfg(feature = "cuda")]
-pub trait AnyElement: Element + CudaFloat {}
-/// The element types every compiled-in backend supports (`f32` and `f64`).
-#[cfg(not(feature = "cuda"))]
-pub trait AnyElement: Element {}
+pub trait AnyElement: Element + bounds::CudaBound + bounds::PluginBound {}
 impl AnyElement for f32 {}
 impl AnyElement for f64 {}
 
@@ -29,6 +49,9 @@ pub enum AnyBuf<E: AnyElement> {
     /// GPU memory.
     #[cfg(feature = "cuda")]
     Cuda(nabla_cuda::CudaBuf<E>),
+    /// A plugin's buffer.
+    #[cfg(feature = "plugins")]
+    Plugin(PluginBuf<E>),
 }
 
 /// A backend chosen at run time.
@@ -42,6 +65,9 @@ pub enum AnyBackend {
     /// cuBLAS and CUDA kernels on an NVIDIA GPU.
     #[cfg(feature = "cuda")]
     Cuda(Cuda),
+    /// A backend loaded at run time from a shared library.
+    #[cfg(feature = "plugins")]
+    Plugin(PluginBackend),
 }
 
 /// How to open a backend: the settings that only some backends use.
@@ -60,10 +86,12 @@ pub enum BackendName {
     OpenBlas,
     /// `cuda` or `cuda:N` (device `N`).
     Cuda(usize),
+    /// `plugin:PATH`: a shared library at an explicit path.
+    Plugin(std::path::PathBuf),
 }
 
 /// The accepted `--backend` values.
-pub const BACKEND_NAMES: &str = "reference, openblas, cuda[:DEVICE]";
+pub const BACKEND_NAMES: &str = "reference, openblas, cuda[:DEVICE], plugin:PATH";
 
 impl FromStr for BackendName {
     type Err = Error;
@@ -73,6 +101,9 @@ impl FromStr for BackendName {
             "reference" | "ref" => Ok(BackendName::Reference),
             "openblas" | "cpu" => Ok(BackendName::OpenBlas),
             "cuda" | "gpu" => Ok(BackendName::Cuda(0)),
+            _ if s.starts_with("plugin:") && s.len() > "plugin:".len() => {
+                Ok(BackendName::Plugin(s["plugin:".len()..].into()))
+            }
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(device)) => Ok(BackendName::Cuda(device)),
                 _ => Err(Error::invalid("backend", format!("`{s}`; accepted: {BACKEND_NAMES}"))),
@@ -87,6 +118,7 @@ impl fmt::Display for BackendName {
             BackendName::Reference => f.write_str("reference"),
             BackendName::OpenBlas => f.write_str("openblas"),
             BackendName::Cuda(d) => write!(f, "cuda:{d}"),
+            BackendName::Plugin(p) => write!(f, "plugin:{}", p.display()),
         }
     }
 }
@@ -106,6 +138,10 @@ impl AnyBackend {
             }
             #[cfg(not(feature = "cuda"))]
             BackendName::Cuda(_) => Err(not_compiled("cuda", "cuda")),
+            #[cfg(feature = "plugins")]
+            BackendName::Plugin(path) => Ok(AnyBackend::Plugin(PluginBackend::load(path)?)),
+            #[cfg(not(feature = "plugins"))]
+            BackendName::Plugin(_) => Err(not_compiled("plugin", "plugins")),
         }
     }
 
@@ -165,6 +201,29 @@ host_native!(Reference);
 #[cfg(feature = "openblas")]
 host_native!(OpenBlas);
 
+#[cfg(feature = "plugins")]
+impl<E: AnyElement> Native<E> for PluginBackend {
+    fn wrap(buf: PluginBuf<E>) -> AnyBuf<E> {
+        AnyBuf::Plugin(buf)
+    }
+
+    #[allow(unreachable_patterns)]
+    fn buf<'a>(&self, buf: &'a AnyBuf<E>) -> Result<&'a PluginBuf<E>> {
+        match buf {
+            AnyBuf::Plugin(b) => Ok(b),
+            _ => Err(foreign("plugin")),
+        }
+    }
+
+    #[allow(unreachable_patterns)]
+    fn buf_mut<'a>(&self, buf: &'a mut AnyBuf<E>) -> Result<&'a mut PluginBuf<E>> {
+        match buf {
+            AnyBuf::Plugin(b) => Ok(b),
+            _ => Err(foreign("plugin")),
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
 impl<E: AnyElement> Native<E> for Cuda {
     fn wrap(buf: nabla_cuda::CudaBuf<E>) -> AnyBuf<E> {
@@ -203,6 +262,8 @@ macro_rules! dispatch {
             AnyBackend::OpenBlas($b) => $body,
             #[cfg(feature = "cuda")]
             AnyBackend::Cuda($b) => $body,
+            #[cfg(feature = "plugins")]
+            AnyBackend::Plugin($b) => $body,
         }
     };
 }
@@ -357,6 +418,8 @@ impl AnyBackend {
             AnyBackend::Cuda(c) => {
                 format!("{}{}", Backend::<f32>::name(c), if c.tf32() { ", TF32 on" } else { "" })
             }
+            #[cfg(feature = "plugins")]
+            AnyBackend::Plugin(p) => format!("{p:?}"),
         }
     }
 
@@ -392,6 +455,16 @@ impl AnyBackend {
         }
         #[cfg(not(feature = "cuda"))]
         out.push(probe("cuda"));
+        out.push(BackendStatus {
+            name: "plugin:PATH".into(),
+            compiled: cfg!(feature = "plugins"),
+            usable: cfg!(feature = "plugins"),
+            detail: if cfg!(feature = "plugins") {
+                "loads a backend from a shared library (`nabla backends --plugin PATH` lists what it supports)".into()
+            } else {
+                "not compiled in; rebuild with `--features plugins`".into()
+            },
+        });
         out
     }
 }

@@ -16,6 +16,8 @@ pub use nabla_cuda as cuda;
 pub use nabla_data as data;
 #[cfg(feature = "openblas")]
 pub use nabla_openblas::OpenBlas;
+#[cfg(feature = "plugins")]
+pub use nabla_plugin as plugin;
 
 /// The README's code blocks, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -208,6 +208,9 @@ pub struct GradcheckArgs {
 /// `nabla backends`.
 #[derive(Args, Debug)]
 pub struct BackendsArgs {
+    /// Load this plugin and list what it supports.
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

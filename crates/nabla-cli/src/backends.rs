@@ -7,8 +7,11 @@ use serde_json::json;
 
 use crate::args::BackendsArgs;
 
-/// Each backend compiled in, probed by opening it.
+/// Each backend compiled in, probed by opening it; or one plugin's capabilities.
 pub fn run(args: &BackendsArgs) -> Result<ExitCode> {
+    if let Some(path) = &args.plugin {
+        return plugin(path, args.json);
+    }
     let statuses = AnyBackend::statuses(&BackendOptions::default());
     if args.json {
         let rows: Vec<_> = statuses
@@ -24,4 +27,30 @@ pub fn run(args: &BackendsArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `nabla backends --plugin PATH`: what the plugin supports, op by op.
+#[cfg(feature = "plugins")]
+fn plugin(path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
+    let p = nabla::plugin::PluginBackend::load(path)?;
+    let caps = nabla::plugin::capabilities(&p);
+    if as_json {
+        let ops: serde_json::Map<String, serde_json::Value> = caps.into_iter().map(|(op, v)| (op, json!(v))).collect();
+        println!("{}", json!({ "plugin": p.plugin_name(), "path": path.display().to_string(), "ops": ops }));
+    } else {
+        println!("plugin `{}` ({})", p.plugin_name(), path.display());
+        for (op, support) in caps {
+            println!("  {op:<14} {support}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Without plugin support compiled in, `--plugin` is an error that says how to get it.
+#[cfg(not(feature = "plugins"))]
+fn plugin(_: &std::path::Path, _: bool) -> Result<ExitCode> {
+    Err(nabla::Error::Unavailable {
+        backend: "plugin".into(),
+        reason: "this build of nabla was compiled without plugin support; rebuild with `--features plugins`".into(),
+    })
 }
