@@ -8,8 +8,10 @@
 mod any;
 pub mod bench;
 pub mod linear_regression_demo;
+mod model;
 
 pub use any::{AnyBackend, AnyBuf, AnyElement, BACKEND_NAMES, BackendName, BackendOptions, BackendStatus};
+pub use model::{Model, ModelBuilder, Targets};
 pub use nabla_core::*;
 #[cfg(feature = "cuda")]
 pub use nabla_cuda as cuda;

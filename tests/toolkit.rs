@@ -220,7 +220,7 @@ impl<E: Element, B: Backend<E>> Observer<E, B> for StopAfter {
         self.1 += 1;
         Control::Continue
     }
-    fn on_epoch(&mut self, r: &EpochReport, _: &Trainer<E, B>) -> nabla::Result<Control> {
+    fn on_epoch(&mut self, r: &EpochReport, _: &mut Trainer<E, B>) -> nabla::Result<Control> {
         Ok(if r.epoch >= self.0 { Control::Stop } else { Control::Continue })
     }
 }
@@ -285,7 +285,7 @@ fn same_seed_same_backend_same_threads_is_bit_identical() {
 struct CheckpointAt(usize, std::path::PathBuf);
 
 impl<E: Element, B: Backend<E>> Observer<E, B> for CheckpointAt {
-    fn on_epoch(&mut self, r: &EpochReport, t: &Trainer<E, B>) -> nabla::Result<Control> {
+    fn on_epoch(&mut self, r: &EpochReport, t: &mut Trainer<E, B>) -> nabla::Result<Control> {
         if r.epoch == self.0 {
             t.save_checkpoint(&self.1, &[])?;
             return Ok(Control::Stop);

@@ -91,8 +91,8 @@ impl<E: Element> Backend<E> for OpenBlas {
 
     fn gemm(&self, s: Gemm, alpha: E, a: &Vec<E>, b: &Vec<E>, beta: E, c: &mut Vec<E>) -> Result<()> {
         check::gemm(&s, a.len(), b.len(), c.len())?;
-        if let Some(order) = small::order(&s) {
-            small::gemm(order, s, alpha, a, b, beta, c);
+        if small::fits(&s) {
+            small::gemm(s, alpha, a, b, beta, c);
             return Ok(());
         }
         let a = view(a, s.a_dims(), s.ta)?;

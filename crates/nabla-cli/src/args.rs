@@ -28,14 +28,89 @@ pub enum Command {
     Backends(BackendsArgs),
     /// Time the peers' workloads (W1 mnist-mlp, W2 tiny, W3 wide) and GEMMs on each backend.
     Bench(BenchArgs),
+    /// Evaluate a saved model on data: loss, metrics, confusion matrix.
+    Eval(EvalArgs),
+    /// Write a saved model's predictions for the rows of a CSV file.
+    Predict(PredictArgs),
+    /// Describe a saved model: layers, shapes, parameter counts, scaling.
+    Inspect(InspectArgs),
+}
+
+/// `nabla eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The model file (written by `nabla train --save`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The data: a built-in set or csv:PATH, idx:DIR (its test files), npy:FEATURES.npy,LABELS.npy.
+    #[arg(long, alias = "dataset")]
+    pub data: String,
+    /// The CSV target column, by name or 0-based index.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Folder that relative data paths are resolved against [env: NABLA_DATA].
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// Backend [default: openblas].
+    #[arg(long, default_value = "openblas")]
+    pub backend: String,
+    /// Print only one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `nabla predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A CSV file with a header line and one row of features per sample.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the predictions (CSV).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Backend [default: openblas].
+    #[arg(long, default_value = "openblas")]
+    pub backend: String,
+}
+
+/// `nabla inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The model or checkpoint file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the data comes from.
 #[derive(Args, Debug, Clone, Default)]
 pub struct DataFlags {
-    /// Built-in data set: xor, spirals, moons, circles, sine [default: spirals].
-    #[arg(long)]
+    /// Data: a built-in set (xor, spirals, moons, circles, sine) or csv:PATH, idx:DIR, npy:FEATURES.npy,LABELS.npy [default: spirals].
+    #[arg(long, alias = "data")]
     pub dataset: Option<String>,
+    /// The CSV target column, by name or 0-based index [default: label, target, else the last].
+    #[arg(long)]
+    pub target: Option<String>,
+    /// How to read targets: classes, values or auto [default: from the loss, else auto].
+    #[arg(long)]
+    pub task: Option<String>,
+    /// A separate test set (a source like --data).
+    #[arg(long)]
+    pub test_data: Option<String>,
+    /// Fraction held out as the test set (stratified, seeded).
+    #[arg(long)]
+    pub test_split: Option<f64>,
+    /// Feature scaling fitted on the training part: standard, minmax, div255, none [default: div255 for idx, standard for csv/npy, none for built-in sets].
+    #[arg(long)]
+    pub scale: Option<String>,
+    /// Folder that relative data paths (of flags and config files) are resolved against [env: NABLA_DATA].
+    #[arg(long)]
+    pub data_dir: Option<String>,
     /// Samples to generate (per class for spirals).
     #[arg(long)]
     pub samples: Option<usize>,
@@ -177,6 +252,15 @@ pub struct TrainArgs {
     /// Continue the run stored in a checkpoint until --epochs epochs in total.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Draw the train/validation loss and accuracy per epoch (.png or .svg).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Draw the decision regions with the samples, for 2-D data (.png or .svg).
+    #[arg(long)]
+    pub plot_boundary: Option<PathBuf>,
+    /// Every N epochs, show each layer's ‖δ‖, ‖∂W‖, ‖∂b‖, ‖W‖, update/weight ratio and unit statistics.
+    #[arg(long)]
+    pub inspect_every: Option<usize>,
     /// Print only one JSON object (on the last stdout line).
     #[arg(long)]
     pub json: bool,
@@ -249,6 +333,9 @@ pub struct BenchArgs {
     /// Print a markdown table.
     #[arg(long)]
     pub markdown: bool,
+    /// Draw throughput per backend, one chart per workload (FILE-<workload>.png or .svg).
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
     /// Print only `{"results": [...]}` (on the last stdout line).
     #[arg(long)]
     pub json: bool,
@@ -277,6 +364,12 @@ impl DataFlags {
     fn config(&self) -> DataConfig {
         DataConfig {
             source: self.dataset.clone(),
+            target: self.target.clone(),
+            task: self.task.clone(),
+            test: self.test_data.clone(),
+            test_split: self.test_split,
+            scale: self.scale.clone(),
+            dir: self.data_dir.clone(),
             samples: self.samples,
             classes: self.classes,
             noise: self.noise,

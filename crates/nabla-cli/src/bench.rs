@@ -188,6 +188,34 @@ pub fn markdown(results: &[BenchResult]) -> String {
     s
 }
 
+/// One bar chart per workload: samples/s (steps/s for W2) of each backend and thread count.
+fn plot_results(path: &std::path::Path, results: &[BenchResult], workloads: &[Workload]) -> Result<()> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("bench");
+    let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("png");
+    for w in workloads {
+        let bars: Vec<(String, f64)> = results
+            .iter()
+            .filter(|r| r.workload == w.name)
+            .map(|r| {
+                (
+                    format!("{} {}T", r.backend, r.threads),
+                    if w.steps_metric { r.steps_per_sec } else { r.samples_per_sec },
+                )
+            })
+            .collect();
+        if bars.is_empty() {
+            continue;
+        }
+        let file = path.with_file_name(format!("{stem}-{}.{ext}", w.name));
+        let unit = if w.steps_metric { "steps/s" } else { "samples/s" };
+        crate::plot::bars(&file, &format!("{} ({}): {unit}", w.name, w.alias), unit, &bars)?;
+        if !file.exists() {
+            return Err(Error::invalid("--plot", format!("{} was not written", file.display())));
+        }
+    }
+    Ok(())
+}
+
 /// `nabla bench`.
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let workloads: Vec<Workload> = args
@@ -231,6 +259,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             bench_backend(&backend, &label, t, args, &workloads, &mut results)?;
             Backend::<f32>::synchronize(&backend)?;
         }
+    }
+    if let Some(path) = &args.plot {
+        plot_results(path, &results, &workloads)?;
     }
     if args.markdown {
         print!("{}", markdown(&results));

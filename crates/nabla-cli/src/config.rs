@@ -6,6 +6,10 @@ use nabla::{
     Activation, Architecture, EarlyStopping, Error, Init, Loss, Monitor, OptimizerConfig, Result, Rule, Schedule,
     TrainConfig,
 };
+use std::path::PathBuf;
+
+use nabla::data::csv::TargetKind;
+use nabla::data::scale::Scaling;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration, in the sections of a config file.
@@ -28,6 +32,18 @@ pub struct Config {
 pub struct DataConfig {
     /// A built-in set (`spirals`, …) or a file source (`csv:PATH`, `idx:DIR`, `npy:X.npy,Y.npy`).
     pub source: Option<String>,
+    /// The CSV target column, by name or 0-based index.
+    pub target: Option<String>,
+    /// How to read targets: `classes`, `values` or `auto`.
+    pub task: Option<String>,
+    /// A separate test set (a source like `source`).
+    pub test: Option<String>,
+    /// Fraction of the data held out as the test set (stratified, seeded).
+    pub test_split: Option<f64>,
+    /// Feature scaling: `standard`, `minmax`, `div255` or `none`, fitted on the training part.
+    pub scale: Option<String>,
+    /// The folder relative data paths are resolved against.
+    pub dir: Option<String>,
     /// Samples to generate (built-in sets).
     pub samples: Option<usize>,
     /// Classes of the spirals.
@@ -106,6 +122,12 @@ pub enum BatchSize {
 #[derive(Clone, Debug)]
 pub struct Resolved {
     pub source: String,
+    pub target: Option<String>,
+    pub task: Option<TargetKind>,
+    pub test_source: Option<String>,
+    pub test_split: Option<f64>,
+    pub scale: Option<Scaling>,
+    pub data_dir: Option<PathBuf>,
     pub samples: Option<usize>,
     pub classes: Option<usize>,
     pub noise: Option<f64>,
@@ -227,11 +249,28 @@ impl Config {
             accuracy: true,
         };
         train.validate(&optimizer)?;
-        if let Some(v) = d.val_split
-            && !(v > 0.0 && v < 1.0)
+        for (flag, v) in
+            [("--val-split (data.val_split)", d.val_split), ("--test-split (data.test_split)", d.test_split)]
         {
-            return Err(Error::invalid("--val-split (data.val_split)", format!("{v}; it must be between 0 and 1")));
+            if let Some(v) = v
+                && !(v > 0.0 && v < 1.0)
+            {
+                return Err(Error::invalid(flag, format!("{v}; it must be between 0 and 1")));
+            }
         }
+        let data_error = |flag: &str, e: nabla::data::DataError| Error::invalid(flag, e.to_string());
+        let task = d
+            .task
+            .as_deref()
+            .map(|s| s.parse::<TargetKind>().map_err(|e| data_error("--task (data.task)", e)))
+            .transpose()?;
+        let scale = d
+            .scale
+            .as_deref()
+            .map(|s| s.parse::<Scaling>().map_err(|e| data_error("--scale (data.scale)", e)))
+            .transpose()?;
+        let data_dir =
+            d.dir.clone().or_else(|| std::env::var("NABLA_DATA").ok()).filter(|s| !s.is_empty()).map(PathBuf::from);
         if t.threads == Some(0) {
             return Err(Error::invalid("--threads (training.threads)", "0; give at least 1"));
         }
@@ -242,6 +281,12 @@ impl Config {
         };
         Ok(Resolved {
             source: d.source.clone().unwrap_or_else(|| "spirals".into()),
+            target: d.target.clone(),
+            task,
+            test_source: d.test.clone(),
+            test_split: d.test_split,
+            scale,
+            data_dir,
             samples: d.samples,
             classes: d.classes,
             noise: d.noise,

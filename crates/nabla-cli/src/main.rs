@@ -7,8 +7,10 @@ mod args;
 mod backends;
 mod bench;
 mod config;
+mod evaluate;
 mod gradcheck;
 mod model;
+mod plot;
 mod train;
 
 use std::process::ExitCode;
@@ -30,6 +32,9 @@ fn main() -> ExitCode {
         Command::Gradcheck(a) => gradcheck::run(&a),
         Command::Backends(a) => backends::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Eval(a) => evaluate::eval(&a),
+        Command::Predict(a) => evaluate::predict(&a),
+        Command::Inspect(a) => evaluate::inspect(&a),
     };
     match result {
         Ok(code) => code,

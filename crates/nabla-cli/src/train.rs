@@ -1,21 +1,27 @@
-//! `nabla train`: one line per epoch, or one JSON object with `--json`; checkpoints, resume,
-//! model files.
+//! `nabla train`: a progress bar on a terminal, one line per epoch otherwise, one JSON object
+//! with `--json`; per-layer inspection, plots, checkpoints, resume, model files.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use nabla::checkpoint::{CHECKPOINT_FORMAT, StoredFile};
-use nabla::data::{Dataset, Targets, Task};
+use nabla::data::Dataset;
+use nabla::data::scale::Scaler;
+use nabla::inspect::LayerStats;
 use nabla::{
-    AnyBackend, Backend, Control, Element, EpochReport, Error, HostData, Network, Observer, Result, Trainer, metrics,
-    save_model,
+    AnyBackend, Backend, Control, Element, EpochReport, Error, HostData, Network, Observer, Result, StepReport,
+    Trainer, save_model,
 };
 use serde_json::{Value, json};
 
 use crate::args::TrainArgs;
 use crate::config::{Config, Resolved};
+use crate::evaluate::{evaluation, regions};
 use crate::model::{Prepared, matrices, prepare};
+use crate::plot;
 
 /// Reads a TOML configuration file; unknown keys are errors that name the key.
 pub fn read_config(path: &Path) -> Result<Config> {
@@ -44,71 +50,134 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     if resolved.f64 { train::<f64>(args, &config, &resolved) } else { train::<f32>(args, &config, &resolved) }
 }
 
-/// Prints a line per epoch (nothing in JSON mode) and writes the periodic checkpoints.
-struct Progress {
-    quiet: bool,
-    epochs: usize,
-    checkpoint: Option<(PathBuf, usize)>,
-    metadata: String,
+/// How progress is shown.
+enum Display {
+    /// `--json`: nothing until the final object.
+    Quiet,
+    /// Not a terminal: one line per epoch.
+    Lines,
+    /// A terminal: a progress bar per epoch.
+    Bar(ProgressBar),
 }
 
-impl<E: Element> Observer<E, AnyBackend> for Progress
+/// The CLI's observer: progress, periodic checkpoints, per-layer inspection.
+struct Progress<'a, E> {
+    display: Display,
+    epochs: usize,
+    checkpoint: Option<(PathBuf, usize)>,
+    metadata: Vec<(&'static str, String)>,
+    inspect: Option<(usize, &'a [E], &'a [E])>,
+    inspections: Vec<Value>,
+    loss_sum: f64,
+    seen: usize,
+}
+
+impl<E: Element> Progress<'_, E> {
+    fn line(r: &EpochReport, epochs: usize) -> String {
+        let acc = r.train_accuracy.map(|a| format!("  acc {a:.4}")).unwrap_or_default();
+        let val = r.val_loss.map(|v| format!("  val_loss {v:.6}")).unwrap_or_default();
+        let val_acc = r.val_accuracy.map(|a| format!("  val_acc {a:.4}")).unwrap_or_default();
+        format!(
+            "epoch {:>w$}/{epochs}  loss {:.6}{acc}{val}{val_acc}  lr {:.4}  {:.0} samples/s",
+            r.epoch,
+            r.train_loss,
+            r.lr,
+            r.samples_per_sec,
+            w = epochs.to_string().len()
+        )
+    }
+}
+
+/// The per-layer table of an inspection.
+fn inspection_table(epoch: usize, stats: &[LayerStats]) -> String {
+    let mut s = format!(
+        "  inspection after epoch {epoch}:\n  {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>7} {:>7}\n",
+        "layer", "‖δ‖", "‖∂W‖", "‖∂b‖", "‖W‖", "η‖∂W‖/‖W‖", "mean a", "std a", "dead", "flat"
+    );
+    for l in stats {
+        s.push_str(&format!(
+            "  {:>5} {:>10.3e} {:>10.3e} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.4} {:>9.4} {:>6.1}% {:>6.1}%\n",
+            l.layer,
+            l.delta_norm,
+            l.weight_grad_norm,
+            l.bias_grad_norm,
+            l.weight_norm,
+            l.update_ratio,
+            l.activation_mean,
+            l.activation_std,
+            100.0 * l.dead_fraction,
+            100.0 * l.saturated_fraction
+        ));
+    }
+    s
+}
+
+impl<E: Element> Observer<E, AnyBackend> for Progress<'_, E>
 where
     AnyBackend: Backend<E>,
 {
-    fn on_epoch(&mut self, r: &EpochReport, trainer: &Trainer<E, AnyBackend>) -> Result<Control> {
-        if !self.quiet {
-            let acc = r.train_accuracy.map(|a| format!("  acc {a:.4}")).unwrap_or_default();
-            let val = r.val_loss.map(|v| format!("  val_loss {v:.6}")).unwrap_or_default();
-            let val_acc = r.val_accuracy.map(|a| format!("  val_acc {a:.4}")).unwrap_or_default();
-            println!(
-                "epoch {:>w$}/{}  loss {:.6}{acc}{val}{val_acc}  lr {:.4}  {:.0} samples/s",
-                r.epoch,
-                self.epochs,
-                r.train_loss,
-                r.lr,
-                r.samples_per_sec,
-                w = self.epochs.to_string().len()
-            );
+    fn on_step(&mut self, s: &StepReport) -> Control {
+        if let Display::Bar(bar) = &self.display {
+            if s.step == 1 {
+                bar.reset();
+                bar.set_length(s.steps as u64);
+                bar.set_prefix(format!("epoch {}/{}", s.epoch, self.epochs));
+                self.loss_sum = 0.0;
+                self.seen = 0;
+            }
+            self.loss_sum += s.loss * s.rows as f64;
+            self.seen += s.rows;
+            bar.set_message(format!("loss {:.5}", self.loss_sum / self.seen.max(1) as f64));
+            bar.inc(1);
+        }
+        Control::Continue
+    }
+
+    fn on_epoch(&mut self, r: &EpochReport, trainer: &mut Trainer<E, AnyBackend>) -> Result<Control> {
+        match &self.display {
+            Display::Quiet => {}
+            Display::Lines => println!("{}", Self::line(r, self.epochs)),
+            Display::Bar(bar) => bar.println(Self::line(r, self.epochs)),
+        }
+        if let Some((every, x, y)) = self.inspect
+            && every > 0
+            && r.epoch % every == 0
+        {
+            let stats = trainer.net.inspect(x, y, r.lr)?;
+            match &self.display {
+                Display::Quiet => {}
+                Display::Lines => print!("{}", inspection_table(r.epoch, &stats)),
+                Display::Bar(bar) => bar.println(inspection_table(r.epoch, &stats).trim_end()),
+            }
+            self.inspections.push(json!({ "epoch": r.epoch, "layers": stats }));
         }
         if let Some((path, every)) = &self.checkpoint
             && *every > 0
             && r.epoch % every == 0
         {
-            trainer.save_checkpoint(path, &[("config", self.metadata.clone())])?;
+            trainer.save_checkpoint(path, &self.metadata)?;
         }
         Ok(Control::Continue)
     }
 }
 
-/// Loss and metrics of `net` on a data set, as JSON.
-fn evaluation<E: Element>(net: &mut Network<E, AnyBackend>, data: &Dataset) -> Result<Value>
-where
-    AnyBackend: Backend<E>,
-{
-    let outputs = net.architecture().outputs();
-    let (x, y) = matrices::<E>(data, outputs)?;
-    let score = net.evaluate(&x, &y)?;
-    let predictions = net.predict(&x)?;
-    Ok(match &data.targets {
-        Targets::Classes { labels, classes } => {
-            let m = metrics::classification(&metrics::predicted_classes(&predictions, outputs), labels, *classes);
-            json!({ "loss": score.loss, "accuracy": m.accuracy, "macro_precision": m.macro_precision,
-                    "macro_recall": m.macro_recall, "macro_f1": m.macro_f1, "confusion": m.confusion })
-        }
-        Targets::Values(_) => {
-            let m = metrics::regression(&predictions, &y);
-            json!({ "loss": score.loss, "mae": m.mae, "rmse": m.rmse, "r2": m.r2 })
-        }
-    })
+/// The model file's metadata: the configuration, the scaler fitted on the training data, and
+/// the task (so that `nabla eval` and `nabla predict` prepare inputs the same way).
+fn metadata(config: &Config, scaler: &Scaler, train: &Dataset) -> Result<Vec<(&'static str, String)>> {
+    let bad = |e: serde_json::Error| Error::invalid("model metadata", e.to_string());
+    Ok(vec![
+        ("config", serde_json::to_string(config).map_err(bad)?),
+        ("scaler", serde_json::to_string(scaler).map_err(bad)?),
+        ("task", format!("{:?}", train.task())),
+    ])
 }
 
 fn train<E: Element>(args: &TrainArgs, config: &Config, r: &Resolved) -> Result<ExitCode>
 where
     AnyBackend: Backend<E>,
 {
-    let Prepared { train, val, arch, backend } = prepare(r)?;
-    let classification = matches!(train.task(), Task::Classification { .. });
+    let Prepared { train, val, test, scaler, arch, backend } = prepare(r)?;
+    let classification = matches!(train.task(), nabla::data::Task::Classification { .. });
     let outputs = arch.outputs();
     let mut trainer = match &args.resume {
         Some(path) => {
@@ -135,13 +204,30 @@ where
     let backend_name = trainer.net.backend().name();
     let (x, y) = matrices::<E>(&train, outputs)?;
     let val_matrices = val.as_ref().map(|v| matrices::<E>(v, outputs)).transpose()?;
-    let metadata = serde_json::to_string(config).map_err(|e| Error::invalid("configuration", e.to_string()))?;
+    let meta = metadata(config, &scaler, &train)?;
+    let display = if args.json {
+        Display::Quiet
+    } else if std::io::stdout().is_terminal() {
+        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}")
+            .map_err(|e| Error::invalid("progress bar", e.to_string()))?
+            .progress_chars("=> ");
+        Display::Bar(ProgressBar::new(0).with_style(style))
+    } else {
+        Display::Lines
+    };
     if !args.json {
         let from = args
             .resume
             .as_ref()
             .map(|p| format!(", resumed from {} at epoch {}", p.display(), trainer.epoch))
             .unwrap_or_default();
+        let held = [
+            val.as_ref().map(|v| format!("{} validation", v.len())),
+            test.as_ref().map(|t| format!("{} test", t.len())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
         println!(
             "training {:?} ({} → {}, {}) on {} ({} samples{}) with {} on {backend_name}{from}",
             arch.sizes,
@@ -150,56 +236,80 @@ where
             arch.loss,
             train.name,
             train.len(),
-            val.as_ref().map(|v| format!(", {} for validation", v.len())).unwrap_or_default(),
+            if held.is_empty() { String::new() } else { format!("; {}", held.join(", ")) },
             trainer.opt.config(),
         );
     }
+    // Inspection looks at the first (up to 256) training samples.
+    let inspect_rows = train.len().min(256);
     let mut progress = Progress {
-        quiet: args.json,
+        display,
         epochs: trainer.config.epochs,
         checkpoint: args.checkpoint.clone().map(|p| (p, args.checkpoint_every.unwrap_or(0))),
-        metadata: metadata.clone(),
+        metadata: meta.clone(),
+        inspect: args.inspect_every.map(|n| (n, &x[..inspect_rows * arch.inputs()], &y[..inspect_rows * outputs])),
+        inspections: Vec::new(),
+        loss_sum: 0.0,
+        seen: 0,
     };
     let started = Instant::now();
     let first_epoch = trainer.epoch;
     let data = HostData { x: &x, y: &y, rows: train.len() };
     let val_data = val_matrices.as_ref().map(|(vx, vy)| HostData { x: vx, y: vy, rows: vx.len() / arch.inputs() });
     trainer.fit(data, val_data, &mut progress)?;
+    if let Display::Bar(bar) = &progress.display {
+        bar.finish_and_clear();
+    }
     let seconds = started.elapsed().as_secs_f64();
     let run = &trainer.history[first_epoch.min(trainer.history.len())..];
     let train_seconds: f64 = run.iter().map(|e| e.seconds).sum();
     let samples_per_sec = (run.len() * train.len()) as f64 / train_seconds.max(1e-12);
     if let Some(path) = &args.checkpoint {
-        trainer.save_checkpoint(path, &[("config", metadata.clone())])?;
+        trainer.save_checkpoint(path, &meta)?;
     }
     if let Some(path) = &args.save {
-        save_model(&trainer.net, path, &[("config", metadata)])?;
+        save_model(&trainer.net, path, &meta)?;
+    }
+    if let Some(path) = &args.plot {
+        plot::curves(path, &trainer.history)?;
+    }
+    if let Some(path) = &args.plot_boundary {
+        let data = regions(&mut trainer.net, &train)?;
+        plot::regions(path, &(&data).into())?;
     }
     let train_eval = evaluation(&mut trainer.net, &train)?;
     let val_eval = val.as_ref().map(|v| evaluation(&mut trainer.net, v)).transpose()?;
-    report(args, &trainer, &train, r, &train_eval, val_eval.as_ref(), seconds, samples_per_sec, &backend_name);
+    let test_eval = test.as_ref().map(|t| evaluation(&mut trainer.net, t)).transpose()?;
+    let summary = Summary { seconds, samples_per_sec, backend: &backend_name, inspections: &progress.inspections };
+    report(args, &trainer, &train, r, [Some(&train_eval), val_eval.as_ref(), test_eval.as_ref()], &summary);
     Ok(ExitCode::SUCCESS)
 }
 
-/// The closing line or JSON object.
-#[allow(clippy::too_many_arguments)]
+/// Timings and extras of the run for the closing report.
+struct Summary<'a> {
+    seconds: f64,
+    samples_per_sec: f64,
+    backend: &'a str,
+    inspections: &'a [Value],
+}
+
+/// The closing line or JSON object; `evals` are the train, validation and test evaluations.
 fn report<E: Element>(
     args: &TrainArgs,
     trainer: &Trainer<E, AnyBackend>,
     train: &Dataset,
     r: &Resolved,
-    train_eval: &Value,
-    val_eval: Option<&Value>,
-    seconds: f64,
-    samples_per_sec: f64,
-    backend_name: &str,
+    evals: [Option<&Value>; 3],
+    s: &Summary<'_>,
 ) where
     AnyBackend: Backend<E>,
 {
     let arch = trainer.net.architecture();
+    let [train_eval, val_eval, test_eval] = evals;
+    let train_eval = train_eval.cloned().unwrap_or(Value::Null);
     if args.json {
         let mut j = json!({
-            "backend": backend_name,
+            "backend": s.backend,
             "dataset": train.name,
             "layers": arch.sizes,
             "activation": r.hidden.to_string(),
@@ -209,52 +319,56 @@ fn report<E: Element>(
             "dtype": E::DTYPE.name(),
             "epochs": trainer.epoch,
             "final_loss": train_eval["loss"],
-            "seconds": seconds,
-            "samples_per_sec": samples_per_sec,
+            "seconds": s.seconds,
+            "samples_per_sec": s.samples_per_sec,
             "stopped_early": trainer.stopped,
             "train_metrics": train_eval,
+            "history": trainer.history.iter().map(|h| json!({
+                "epoch": h.epoch, "loss": h.train_loss, "accuracy": h.train_accuracy,
+                "val_loss": h.val_loss, "val_accuracy": h.val_accuracy, "lr": h.lr
+            })).collect::<Vec<_>>(),
         });
-        let o = j.as_object_mut().expect("a JSON object literal");
-        if let Some(a) = train_eval.get("accuracy") {
-            o.insert("train_accuracy".into(), a.clone());
-        }
-        if let Some(r2) = train_eval.get("r2") {
-            o.insert("r2".into(), r2.clone());
-        }
-        if let Some(v) = val_eval {
-            o.insert("val_loss".into(), v["loss"].clone());
-            if let Some(a) = v.get("accuracy") {
-                o.insert("val_accuracy".into(), a.clone());
+        if let Some(o) = j.as_object_mut() {
+            for (prefix, eval) in [("train", Some(&train_eval)), ("val", val_eval), ("test", test_eval)] {
+                let Some(e) = eval else { continue };
+                if prefix != "train" {
+                    o.insert(format!("{prefix}_loss"), e["loss"].clone());
+                    o.insert(format!("{prefix}_metrics"), e.clone());
+                }
+                if let Some(a) = e.get("accuracy") {
+                    o.insert(format!("{prefix}_accuracy"), a.clone());
+                }
             }
-            o.insert("val_metrics".into(), v.clone());
-        }
-        if let Some(best) = trainer.config.early_stopping.map(|_| trainer.stop_state.best_epoch) {
-            o.insert("best_epoch".into(), json!(best));
+            if let Some(r2) = test_eval.or(val_eval).unwrap_or(&train_eval).get("r2") {
+                o.insert("r2".into(), r2.clone());
+            }
+            if trainer.config.early_stopping.is_some() {
+                o.insert("best_epoch".into(), json!(trainer.stop_state.best_epoch));
+            }
+            if !s.inspections.is_empty() {
+                o.insert("inspection".into(), json!(s.inspections));
+            }
         }
         println!("{j}");
     } else {
-        let acc = train_eval
-            .get("accuracy")
-            .and_then(Value::as_f64)
-            .map(|a| format!(", accuracy {a:.4}"))
-            .unwrap_or_default();
-        let r2 = train_eval.get("r2").and_then(Value::as_f64).map(|v| format!(", R² {v:.4}")).unwrap_or_default();
-        let val = val_eval
-            .map(|v| {
-                let acc =
-                    v.get("accuracy").and_then(Value::as_f64).map(|a| format!(", accuracy {a:.4}")).unwrap_or_default();
-                format!("; validation loss {:.6}{acc}", v["loss"].as_f64().unwrap_or(f64::NAN))
-            })
-            .unwrap_or_default();
+        let describe = |e: &Value| -> String {
+            let acc =
+                e.get("accuracy").and_then(Value::as_f64).map(|a| format!(", accuracy {a:.4}")).unwrap_or_default();
+            let r2 = e.get("r2").and_then(Value::as_f64).map(|v| format!(", R² {v:.4}")).unwrap_or_default();
+            format!("loss {:.6}{acc}{r2}", e["loss"].as_f64().unwrap_or(f64::NAN))
+        };
         let stopped = if trainer.stopped {
             format!(" (stopped early; best epoch {})", trainer.stop_state.best_epoch)
         } else {
             String::new()
         };
-        println!(
-            "done: {} epochs in {seconds:.2} s ({samples_per_sec:.0} samples/s){stopped}; final loss {:.6}{acc}{r2}{val}",
-            trainer.epoch,
-            train_eval["loss"].as_f64().unwrap_or(f64::NAN)
-        );
+        println!("done: {} epochs in {:.2} s ({:.0} samples/s){stopped}", trainer.epoch, s.seconds, s.samples_per_sec);
+        println!("  train:      {}", describe(&train_eval));
+        if let Some(v) = val_eval {
+            println!("  validation: {}", describe(v));
+        }
+        if let Some(t) = test_eval {
+            println!("  test:       {}", describe(t));
+        }
     }
 }

@@ -257,3 +257,226 @@ fn resume_refuses_a_model_file_and_a_truncated_checkpoint() {
     let o = nabla(&["train", "--resume", cut.to_str().unwrap()]);
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
 }
+
+/// The shared data folder beside the checkout, if present (CI may not have it).
+fn shared_data() -> Option<std::path::PathBuf> {
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    d.join("sklearn/iris.csv").exists().then_some(d)
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn config_files_and_flag_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "run.toml",
+        "[data]\nsource = \"moons\"\n[model]\nlayers = [2, 16, 2]\nactivation = \"tanh\"\n[optimizer]\nname = \"adam\"\nlr = 0.01\n[training]\nepochs = 30\n",
+    );
+    let o = nabla(&["train", "--config", cfg.to_str().unwrap(), "--epochs", "7", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["epochs"], 7, "the flag overrides the file");
+    assert_eq!(j["optimizer"], "adam");
+    assert_eq!(j["layers"], serde_json::json!([2, 16, 2]));
+    let bad = write(dir.path(), "bad.toml", "[model]\nlayers = [2, 3, 2]\nwidth = 5\n");
+    let o = nabla(&["train", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("width"), "the unknown key is named: {}", stderr(&o));
+}
+
+#[test]
+fn every_example_config_parses() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in ["mnist", "digits", "iris", "diabetes", "spirals"] {
+        let path = examples.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        // `--epochs 0` checks the whole configuration without training.
+        let o = nabla(&[
+            "train",
+            "--config",
+            path.to_str().unwrap(),
+            "--epochs",
+            "0",
+            "--json",
+            "--data-dir",
+            "/nonexistent",
+        ]);
+        if name == "spirals" {
+            assert!(o.status.success(), "{name}: {}", stderr(&o));
+        } else {
+            // The files are not there: the error names the missing file, not the config.
+            assert!(stderr(&o).contains("/nonexistent"), "{name}: {}", stderr(&o));
+        }
+        assert!(text.contains("[model]"));
+    }
+}
+
+#[test]
+fn csv_data_eval_predict_and_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x1,x2,label\n");
+    for i in 0..120 {
+        let (a, b) = ((i % 11) as f32 / 10.0, (i % 7) as f32 / 6.0);
+        csv.push_str(&format!("{a},{b},{}\n", usize::from(a + b > 1.0)));
+    }
+    let data = write(dir.path(), "two.csv", &csv);
+    let model = dir.path().join("m.safetensors");
+    let spec = format!("csv:{}", data.display());
+    let o = nabla(&[
+        "train",
+        "--data",
+        &spec,
+        "--target",
+        "label",
+        "--layers",
+        "2,16,2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.02",
+        "--epochs",
+        "60",
+        "--test-split",
+        "0.25",
+        "--save",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!(j["test_accuracy"].as_f64().unwrap() > 0.85, "{j}");
+    assert_eq!(j["test_metrics"]["confusion"].as_array().unwrap().len(), 2);
+
+    let o = nabla(&["eval", "--model", model.to_str().unwrap(), "--data", &spec, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = last_json(&o);
+    assert!(e["test_accuracy"].as_f64().unwrap() > 0.85 && e["final_loss"].as_f64().is_some(), "{e}");
+    let o = nabla(&["eval", "--model", model.to_str().unwrap(), "--data", &spec]);
+    assert!(stdout(&o).contains("confusion matrix"), "{}", stdout(&o));
+
+    let input = write(dir.path(), "x.csv", "x1,x2\n0.9,0.8\n0.1,0.1\n");
+    let out = dir.path().join("y.csv");
+    let o = nabla(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = y.lines().collect();
+    assert_eq!(lines[0], "p0,p1,class");
+    assert!(lines[1].ends_with(",1") && lines[2].ends_with(",0"), "{y}");
+
+    let o = nabla(&["inspect", "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let i = last_json(&o);
+    assert_eq!(i["parameters"], 2 * 16 + 16 + 16 * 2 + 2);
+    assert_eq!(i["layers"][0]["shape"], serde_json::json!([16, 2]));
+    assert_eq!(i["scaling"], "standard");
+}
+
+#[test]
+fn malformed_data_is_an_error_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.csv", "a,b,label\n1,2,0\n3,x,1\n");
+    let o = nabla(&["train", "--data", &format!("csv:{}", bad.display())]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("line 3, column 2"), "{}", stderr(&o));
+    let o = nabla(&["train", "--data", "idx:/nonexistent-dir"]);
+    assert_ne!(o.status.code(), Some(0));
+    let o = nabla(&["train", "--data", "parquet:x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("csv:PATH"), "{}", stderr(&o));
+    // A model on data with another feature count.
+    let model = dir.path().join("m.safetensors");
+    assert!(nabla(&["train", "--epochs", "1", "--save", model.to_str().unwrap()]).status.success());
+    let three = write(dir.path(), "three.csv", "a,b,c,label\n1,2,3,0\n");
+    let o = nabla(&["eval", "--model", model.to_str().unwrap(), "--data", &format!("csv:{}", three.display())]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("3 features") && stderr(&o).contains("takes 2"), "{}", stderr(&o));
+}
+
+#[test]
+fn plots_and_inspection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (png, svg, regions) = (dir.path().join("c.png"), dir.path().join("c.svg"), dir.path().join("r.png"));
+    let o = nabla(&[
+        "train",
+        "--epochs",
+        "20",
+        "--val-split",
+        "0.2",
+        "--plot",
+        png.to_str().unwrap(),
+        "--plot-boundary",
+        regions.to_str().unwrap(),
+        "--inspect-every",
+        "10",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let inspection = j["inspection"].as_array().unwrap();
+    assert_eq!(inspection.len(), 2, "epochs 10 and 20");
+    let layer = &inspection[0]["layers"][0];
+    for key in ["delta_norm", "weight_grad_norm", "bias_grad_norm", "weight_norm", "update_ratio", "dead_fraction"] {
+        assert!(layer[key].as_f64().is_some(), "{key}: {layer}");
+    }
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    assert!(std::fs::metadata(&regions).unwrap().len() > 10_000);
+    assert!(nabla(&["train", "--epochs", "3", "--plot", svg.to_str().unwrap()]).status.success());
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    let o = nabla(&["train", "--epochs", "3", "--plot", dir.path().join("c.gif").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn real_small_sets_when_present() {
+    let Some(data) = shared_data() else { return eprintln!("skipped: ../shared/data not present") };
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let o = nabla(&[
+        "train",
+        "--config",
+        examples.join("iris.toml").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!(j["test_accuracy"].as_f64().unwrap() >= 0.9, "{j}");
+}
+
+#[test]
+fn mnist_idx_when_present() {
+    let Some(data) = shared_data() else { return eprintln!("skipped: ../shared/data not present") };
+    let o = nabla(&[
+        "train",
+        "--data",
+        &format!("idx:{}", data.join("mnist").display()),
+        "--layers",
+        "784,64,10",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!(j["test_accuracy"].as_f64().unwrap() > 0.9, "{j}");
+}

@@ -44,6 +44,7 @@ pub mod error;
 pub mod fastmath;
 pub mod gradcheck;
 pub mod init;
+pub mod inspect;
 pub mod loss;
 pub mod metrics;
 pub mod network;

@@ -204,8 +204,9 @@ pub trait Observer<E: Element, B: Backend<E>> {
         Control::Continue
     }
 
-    /// After each epoch, with the whole training state.
-    fn on_epoch(&mut self, _report: &EpochReport, _trainer: &Trainer<E, B>) -> Result<Control> {
+    /// After each epoch, with the whole training state (which it may inspect, checkpoint or
+    /// adjust).
+    fn on_epoch(&mut self, _report: &EpochReport, _trainer: &mut Trainer<E, B>) -> Result<Control> {
         Ok(Control::Continue)
     }
 }

@@ -1,0 +1,79 @@
+//! Criterion benches of single backend operations, per backend: `<backend>_<op>_<shape>`.
+//! Shapes are those of W1 (mnist-mlp, batch 128) and W2 (tiny, batch 32).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nabla::backend::{Backend, Dims, Gemm, Trans};
+use nabla::{Activation, Loss, Rule, Update, with_state_refs};
+
+fn data(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect()
+}
+
+fn bench_ops<B: Backend<f32>>(c: &mut Criterion, name: &str, b: &B) {
+    let gemms = [
+        ("128x512x784_NT", Gemm { ta: Trans::No, tb: Trans::Yes, m: 128, n: 512, k: 784 }),
+        ("512x784x128_TN", Gemm { ta: Trans::Yes, tb: Trans::No, m: 512, n: 784, k: 128 }),
+        ("128x512x256_NN", Gemm { ta: Trans::No, tb: Trans::No, m: 128, n: 512, k: 256 }),
+        ("32x16x16_NT", Gemm { ta: Trans::No, tb: Trans::Yes, m: 32, n: 16, k: 16 }),
+        ("16x16x32_TN", Gemm { ta: Trans::Yes, tb: Trans::No, m: 16, n: 16, k: 32 }),
+    ];
+    for (shape, g) in gemms {
+        if name == "reference" && g.flops() > 1e7 {
+            continue;
+        }
+        let (a, x) = (b.upload(&data(g.a_dims().len())).unwrap(), b.upload(&data(g.b_dims().len())).unwrap());
+        let mut out = b.alloc(g.c_dims().len()).unwrap();
+        c.bench_function(&format!("{name}_gemm_{shape}"), |bench| {
+            bench.iter(|| b.gemm(g, 1.0, &a, &x, 0.0, &mut out).unwrap());
+        });
+    }
+    for (shape, d) in [("128x512", Dims::new(128, 512)), ("32x16", Dims::new(32, 16))] {
+        let bias = b.upload(&data(d.cols)).unwrap();
+        let (mut z, mut a) = (b.upload(&data(d.len())).unwrap(), b.alloc(d.len()).unwrap());
+        for f in [Activation::Relu, Activation::Sigmoid] {
+            c.bench_function(&format!("{name}_bias_add_activate_{f}_{shape}"), |bench| {
+                bench.iter(|| b.bias_add_activate(f, d, &bias, &mut z, &mut a).unwrap());
+            });
+            let mut delta = b.upload(&data(d.len())).unwrap();
+            c.bench_function(&format!("{name}_activate_grad_{f}_{shape}"), |bench| {
+                bench.iter(|| b.activate_grad(f, d, &z, &a, &mut delta).unwrap());
+            });
+        }
+        let mut out = b.alloc(d.cols).unwrap();
+        c.bench_function(&format!("{name}_sum_rows_{shape}"), |bench| {
+            bench.iter(|| b.sum_rows(d, 1.0, &a, 0.0, &mut out).unwrap());
+        });
+    }
+    for (shape, l, d) in [("128x10", Loss::SoftmaxCe, Dims::new(128, 10)), ("32x1", Loss::Bce, Dims::new(32, 1))] {
+        let (o, y) = (b.upload(&data(d.len())).unwrap(), b.upload(&vec![0.0; d.len()]).unwrap());
+        let (mut g, mut s) = (b.alloc(d.len()).unwrap(), b.alloc(2).unwrap());
+        c.bench_function(&format!("{name}_loss_{l}_{shape}"), |bench| {
+            bench.iter(|| b.loss(l, d, &o, &y, &mut g, &mut s).unwrap());
+        });
+    }
+    let len = 512 * 784;
+    for (label, rule) in [("sgd", Rule::Sgd), ("adam", Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 })] {
+        let u = Update { rule, lr: 1e-3, t: 1, l2: 0.0, decay: 0.0 };
+        let (mut w, g) = (b.upload(&data(len)).unwrap(), b.upload(&data(len)).unwrap());
+        let mut state: Vec<B::Buf> = (0..rule.state_count()).map(|_| b.alloc(len).unwrap()).collect();
+        c.bench_function(&format!("{name}_update_{label}_512x784"), |bench| {
+            bench.iter(|| with_state_refs(&mut state, |s| b.update(&u, len, &mut w, &g, s)).unwrap());
+        });
+    }
+}
+
+fn ops(c: &mut Criterion) {
+    bench_ops(c, "reference", &nabla::Reference);
+    match nabla::OpenBlas::new(Some(1)) {
+        Ok(o) => bench_ops(c, "openblas", &o),
+        Err(e) => eprintln!("skipped openblas: {e}"),
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300))
+        .measurement_time(std::time::Duration::from_secs(1));
+    targets = ops
+}
+criterion_main!(benches);

@@ -1,0 +1,252 @@
+//! Saved models at work: `nabla eval`, `nabla predict`, `nabla inspect`, and the evaluations
+//! and decision regions `nabla train` reports.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use nabla::checkpoint::{MODEL_FORMAT, StoredFile};
+use nabla::data::scale::Scaler;
+use nabla::data::{Dataset, Targets};
+use nabla::{AnyBackend, Backend, BackendOptions, Element, Error, Network, Result, load_model, metrics};
+use serde_json::{Value, json};
+
+use crate::args::{EvalArgs, InspectArgs, PredictArgs};
+use crate::config::{Config, DataConfig};
+use crate::model::{check_fits, data_error, evaluation_data, matrices};
+use crate::plot::Regions;
+
+/// Loss and metrics of `net` on a data set, as JSON: accuracy, macro precision/recall/F1 and
+/// the confusion matrix for classes; MAE, RMSE and R² for values.
+pub fn evaluation<E: Element>(net: &mut Network<E, AnyBackend>, data: &Dataset) -> Result<Value>
+where
+    AnyBackend: Backend<E>,
+{
+    let outputs = net.architecture().outputs();
+    let (x, y) = matrices::<E>(data, outputs)?;
+    let score = net.evaluate(&x, &y)?;
+    let predictions = net.predict(&x)?;
+    Ok(match &data.targets {
+        Targets::Classes { labels, classes } => {
+            let m = metrics::classification(&metrics::predicted_classes(&predictions, outputs), labels, *classes);
+            json!({ "loss": score.loss, "accuracy": m.accuracy, "macro_precision": m.macro_precision,
+                    "macro_recall": m.macro_recall, "macro_f1": m.macro_f1, "confusion": m.confusion })
+        }
+        Targets::Values(_) => {
+            let m = metrics::regression(&predictions, &y);
+            json!({ "loss": score.loss, "mae": m.mae, "rmse": m.rmse, "r2": m.r2 })
+        }
+    })
+}
+
+/// The decision regions of `net` over the range of a 2-D data set (a 200 × 200 grid).
+pub fn regions<E: Element>(net: &mut Network<E, AnyBackend>, data: &Dataset) -> Result<RegionsData>
+where
+    AnyBackend: Backend<E>,
+{
+    if data.features_per_sample() != 2 {
+        return Err(Error::invalid(
+            "--plot-boundary",
+            format!("`{}` has {} features; decision regions need 2", data.name, data.features_per_sample()),
+        ));
+    }
+    let Targets::Classes { labels, .. } = &data.targets else {
+        return Err(Error::invalid("--plot-boundary", "decision regions need class labels"));
+    };
+    let points: Vec<(f32, f32, usize)> =
+        data.features.rows().into_iter().zip(labels).map(|(r, &l)| (r[0], r[1], l)).collect();
+    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for &(x, y, _) in &points {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    let (mx, my) = (0.1 * (x1 - x0).max(1e-3), 0.1 * (y1 - y0).max(1e-3));
+    let bounds = (x0 - mx, x1 + mx, y0 - my, y1 + my);
+    let grid = 200;
+    let (dx, dy) = ((bounds.1 - bounds.0) / grid as f32, (bounds.3 - bounds.2) / grid as f32);
+    let mut inputs = Vec::with_capacity(grid * grid * 2);
+    for row in 0..grid {
+        for col in 0..grid {
+            inputs.push(E::of(f64::from(bounds.0 + (col as f32 + 0.5) * dx)));
+            inputs.push(E::of(f64::from(bounds.3 - (row as f32 + 0.5) * dy)));
+        }
+    }
+    let p = net.predict(&inputs)?;
+    let cells = metrics::predicted_classes(&p, net.architecture().outputs());
+    Ok(RegionsData { points, cells, grid, bounds })
+}
+
+/// Owned data behind a [`Regions`] plot.
+pub struct RegionsData {
+    pub points: Vec<(f32, f32, usize)>,
+    pub cells: Vec<usize>,
+    pub grid: usize,
+    pub bounds: (f32, f32, f32, f32),
+}
+
+impl<'a> From<&'a RegionsData> for Regions<'a> {
+    fn from(r: &'a RegionsData) -> Self {
+        Regions { points: &r.points, cells: &r.cells, grid: r.grid, bounds: r.bounds }
+    }
+}
+
+/// A saved model, its scaler and the configuration it was trained with.
+struct Saved {
+    net: Network<f32, AnyBackend>,
+    scaler: Option<Scaler>,
+    config: Config,
+}
+
+fn open(path: &std::path::Path, backend: &str) -> Result<Saved> {
+    let backend = AnyBackend::from_name(backend, &BackendOptions::default())?;
+    let (net, file) = load_model::<f32, _>(backend, path)?;
+    let scaler = file.metadata_json::<Scaler>("scaler").ok();
+    let config = file.metadata_json::<Config>("config").unwrap_or_default();
+    Ok(Saved { net, scaler, config })
+}
+
+/// `nabla eval`: loss, metrics and confusion matrix of a saved model on data (for `idx:DIR`,
+/// the test files).
+pub fn eval(args: &EvalArgs) -> Result<ExitCode> {
+    let mut saved = open(&args.model, &args.backend)?;
+    let flags = Config {
+        data: DataConfig {
+            source: Some(args.data.clone()),
+            target: args.target.clone(),
+            dir: args.data_dir.clone(),
+            ..DataConfig::default()
+        },
+        ..Config::default()
+    };
+    // The saved run's settings (seed, sample counts, task) with the data named on the command line.
+    let mut data_only = saved.config.clone();
+    data_only.data.val_split = None;
+    data_only.data.test_split = None;
+    data_only.data.test = None;
+    let r = data_only.overlay(&flags)?.resolve()?;
+    let mut data = evaluation_data(&r)?;
+    check_fits(saved.net.architecture(), &data)?;
+    if let Some(scaler) = &saved.scaler {
+        scaler.apply(&mut data).map_err(data_error)?;
+    }
+    let e = evaluation(&mut saved.net, &data)?;
+    if args.json {
+        let mut j = json!({ "model": args.model.display().to_string(), "dataset": data.name, "samples": data.len(),
+                            "backend": Backend::<f32>::name(saved.net.backend()), "final_loss": e["loss"], "metrics": e });
+        if let Some(o) = j.as_object_mut() {
+            if let Some(a) = e.get("accuracy") {
+                o.insert("test_accuracy".into(), a.clone());
+            }
+            if let Some(r2) = e.get("r2") {
+                o.insert("r2".into(), r2.clone());
+            }
+        }
+        println!("{j}");
+    } else {
+        println!(
+            "{} on {} ({} samples): loss {:.6}",
+            args.model.display(),
+            data.name,
+            data.len(),
+            e["loss"].as_f64().unwrap_or(f64::NAN)
+        );
+        for key in ["accuracy", "macro_precision", "macro_recall", "macro_f1", "mae", "rmse", "r2"] {
+            if let Some(v) = e.get(key).and_then(Value::as_f64) {
+                println!("  {key:<16} {v:.4}");
+            }
+        }
+        if let Some(m) = e.get("confusion").and_then(Value::as_array) {
+            println!("  confusion matrix (rows: true class, columns: predicted):");
+            for (i, row) in m.iter().enumerate() {
+                let cells: Vec<String> = row.as_array().into_iter().flatten().map(|c| format!("{:>6}", c)).collect();
+                println!("  {i:>4} {}", cells.join(""));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nabla predict`: one output row per input row; for classification also the predicted class.
+pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
+    let mut saved = open(&args.model, &args.backend)?;
+    let (_, mut x) = nabla::data::csv::read_features(&args.input).map_err(data_error)?;
+    let inputs = saved.net.architecture().inputs();
+    if x.ncols() != inputs {
+        return Err(Error::invalid(
+            "--input",
+            format!("{}: {} columns per row but the model takes {inputs} features", args.input.display(), x.ncols()),
+        ));
+    }
+    if let Some(scaler) = &saved.scaler {
+        scaler.transform(&mut x).map_err(data_error)?;
+    }
+    let values: Vec<f32> = x.iter().copied().collect();
+    let p = saved.net.predict(&values)?;
+    let outputs = saved.net.architecture().outputs();
+    let classification = saved.net.architecture().loss.is_classification();
+    let mut out = String::new();
+    let names: Vec<String> =
+        (0..outputs).map(|j| if classification { format!("p{j}") } else { format!("y{j}") }).collect();
+    out.push_str(&names.join(","));
+    out.push_str(if classification { ",class\n" } else { "\n" });
+    let classes = metrics::predicted_classes(&p, outputs);
+    for (row, class) in p.chunks(outputs).zip(&classes) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        out.push_str(&cells.join(","));
+        if classification {
+            out.push_str(&format!(",{class}"));
+        }
+        out.push('\n');
+    }
+    let write =
+        |path: &std::path::Path| -> std::io::Result<()> { std::fs::File::create(path)?.write_all(out.as_bytes()) };
+    write(&args.output).map_err(|source| Error::Io { path: args.output.display().to_string(), source })?;
+    eprintln!("wrote {} predictions to {}", classes.len(), args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nabla inspect`: layers, shapes, parameter counts.
+pub fn inspect(args: &InspectArgs) -> Result<ExitCode> {
+    let file = StoredFile::open(&args.model, MODEL_FORMAT)
+        .or_else(|_| StoredFile::open(&args.model, nabla::checkpoint::CHECKPOINT_FORMAT))?;
+    let arch = file.architecture()?;
+    let dtype = file.metadata("dtype").unwrap_or_else(|_| "f32".into());
+    let scaler = file.metadata_json::<Scaler>("scaler").ok();
+    let task = file.metadata("task").ok();
+    let layers: Vec<Value> = (0..arch.layers())
+        .map(|l| {
+            let d = arch.weight_dims(l);
+            json!({ "layer": l + 1, "weight": format!("layers.{l}.weight"), "shape": [d.rows, d.cols],
+                    "bias_shape": [d.rows], "parameters": d.len() + d.rows, "activation": arch.activations[l].to_string() })
+        })
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            json!({ "model": args.model.display().to_string(), "format": file.metadata("format").unwrap_or_default(),
+                    "dtype": dtype, "sizes": arch.sizes, "loss": arch.loss.to_string(), "dropout": arch.dropout,
+                    "parameters": arch.parameter_count(), "layers": layers,
+                    "scaling": scaler.as_ref().map(|s| s.kind.to_string()), "task": task })
+        );
+    } else {
+        println!("{} ({}, {dtype})", args.model.display(), file.metadata("format").unwrap_or_default());
+        println!("{:>5}  {:<18} {:>12} {:>8} {:>12}  activation", "layer", "tensor", "shape", "bias", "parameters");
+        for l in &layers {
+            println!(
+                "{:>5}  {:<18} {:>12} {:>8} {:>12}  {}",
+                l["layer"],
+                l["weight"].as_str().unwrap_or(""),
+                format!("{}×{}", l["shape"][0], l["shape"][1]),
+                l["bias_shape"][0],
+                l["parameters"],
+                l["activation"].as_str().unwrap_or("")
+            );
+        }
+        println!("total parameters: {}; loss {}; dropout {}", arch.parameter_count(), arch.loss, arch.dropout);
+        if let Some(s) = scaler {
+            println!("input scaling: {} ({} features)", s.kind, s.offset.len());
+        }
+        if let Some(t) = task {
+            println!("task: {t}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
