@@ -82,7 +82,9 @@ pub struct BackendOptions {
 /// The `--backend` values, for parsing and messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendName {
+    /// `reference`.
     Reference,
+    /// `openblas`.
     OpenBlas,
     /// `cuda` or `cuda:N` (device `N`).
     Cuda(usize),

@@ -109,7 +109,9 @@ impl Workload {
 
 /// A network, an optimizer and a few batches resident on the backend, ready to step.
 pub struct Prepared<E: Element, B: Backend<E>> {
+    /// The network.
     pub net: Network<E, B>,
+    /// Its SGD optimizer.
     pub opt: Optimizer<B::Buf>,
     batches: Vec<(B::Buf, B::Buf)>,
     rows: usize,
@@ -163,6 +165,7 @@ impl<E: Element, B: Backend<E>> Prepared<E, B> {
 
 /// Operands of one GEMM resident on the backend.
 pub struct GemmOperands<E: Element, B: Backend<E>> {
+    /// The product's shape.
     pub shape: Gemm,
     a: B::Buf,
     b: B::Buf,

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # nabla
 //!
 //! Neural networks trained by backpropagation, with one driver for every backend.

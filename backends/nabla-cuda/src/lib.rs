@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The CUDA backend: GEMM through cuBLAS, every other op a CUDA kernel compiled once per
 //! process by NVRTC (`kernels.cu`), all on one stream, every buffer resident on the GPU.
 //!
@@ -33,9 +34,13 @@ const THREADS: u32 = 256;
 /// A GPU found on this machine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeviceInfo {
+    /// The device number (`--device N`, `cuda:N`).
     pub ordinal: usize,
+    /// The driver's name for it.
     pub name: String,
+    /// Total memory.
     pub memory_bytes: usize,
+    /// `(major, minor)`.
     pub compute_capability: (i32, i32),
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The OpenBLAS backend: GEMM through ndarray's `blas` feature (which calls `cblas_?gemm` with
 //! transpose flags, never copying a transposed operand), a register-friendly kernel for products
 //! too small to be worth a BLAS call, and fused element-wise kernels. Buffers are host `Vec`s.

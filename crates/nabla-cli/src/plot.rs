@@ -63,11 +63,14 @@ fn render(
     }
 }
 
-/// One panel of curves: `(label, colour, points)` against epochs.
+/// A labelled curve: `(label, colour, (epoch, value) points)`.
+type Curve<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// One panel of curves against epochs.
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
-    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
+    series: &[Curve<'_>],
 ) -> std::result::Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let points = series.iter().flat_map(|(_, _, p)| p.iter());

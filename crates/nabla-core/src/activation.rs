@@ -26,9 +26,15 @@ pub enum Activation {
     /// `σ(z) = max(z, 0)`, `σ' = [z > 0]`.
     Relu,
     /// `σ(z) = z` for `z > 0`, else `αz`; `σ' = 1` or `α`.
-    LeakyRelu { alpha: f64 },
+    LeakyRelu {
+        /// The slope α for negative inputs.
+        alpha: f64,
+    },
     /// `σ(z) = z` for `z > 0`, else `α(e^z − 1)`; `σ' = 1` or `α e^z`.
-    Elu { alpha: f64 },
+    Elu {
+        /// The scale α of the negative part.
+        alpha: f64,
+    },
     /// GELU in its tanh form: `σ(z) = ½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))`.
     Gelu,
     /// `σ(z) = ln(1 + e^z)`, `σ' = 1 / (1 + e^−z)`.

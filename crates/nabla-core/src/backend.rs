@@ -29,10 +29,15 @@ pub enum Trans {
 /// `A` is stored `m × k` (or `k × m` when transposed), `B` `k × n` (or `n × k`), all row-major.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Gemm {
+    /// Whether `A` is transposed.
     pub ta: Trans,
+    /// Whether `B` is transposed.
     pub tb: Trans,
+    /// Rows of `op(A)` and `C`.
     pub m: usize,
+    /// Columns of `op(B)` and `C`.
     pub n: usize,
+    /// Columns of `op(A)`, rows of `op(B)`.
     pub k: usize,
 }
 
@@ -67,7 +72,9 @@ impl Gemm {
 /// The shape of a row-major matrix: `rows` samples of `cols` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Dims {
+    /// Rows (samples).
     pub rows: usize,
+    /// Columns (values per sample).
     pub cols: usize,
 }
 

@@ -46,8 +46,9 @@ pub struct RunState {
     pub schedule: ScheduleState,
     /// Early stopping's state.
     pub early_stopping: StopState,
-    /// The dropout stream: seed and forward passes so far.
+    /// The dropout stream's seed.
     pub dropout_seed: u64,
+    /// Training forward passes so far (the dropout stream's position).
     pub dropout_passes: u64,
     /// Whether the run had stopped early.
     pub stopped: bool,

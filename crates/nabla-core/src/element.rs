@@ -12,7 +12,9 @@ use crate::fastmath::ExpFast;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
+    /// 32-bit IEEE floats.
     F32,
+    /// 64-bit IEEE floats.
     F64,
 }
 

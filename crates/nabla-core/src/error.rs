@@ -7,41 +7,85 @@ use thiserror::Error;
 pub enum Error {
     /// A buffer or matrix has the wrong size for the operation.
     #[error("shape mismatch in {op}: {detail}")]
-    Shape { op: &'static str, detail: String },
+    Shape {
+        /// The operation.
+        op: &'static str,
+        /// The operand and both shapes.
+        detail: String,
+    },
 
     /// A hyper-parameter, name or configuration value is not valid.
     #[error("invalid {what}: {detail}")]
-    Invalid { what: String, detail: String },
+    Invalid {
+        /// The setting (a flag or key name).
+        what: String,
+        /// The value and what is accepted.
+        detail: String,
+    },
 
     /// The loss became NaN or infinite during training.
     #[error(
         "the loss became non-finite ({value}) at epoch {epoch}, step {step}; first seen in {origin}. \
          Lower the learning rate, scale the inputs, or check the data for NaN/inf"
     )]
-    NonFinite { value: f64, epoch: usize, step: usize, origin: String },
+    NonFinite {
+        /// The loss value (NaN or ±∞).
+        value: f64,
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// Where it first appeared (a layer, or the loss).
+        origin: String,
+    },
 
     /// A backend failed (device error, allocation failure, plugin error code).
     #[error("{backend} backend: {detail}")]
-    Backend { backend: String, detail: String },
+    Backend {
+        /// The backend's name.
+        backend: String,
+        /// What failed, with the backend's own message.
+        detail: String,
+    },
 
     /// A backend does not provide an operation.
     #[error("the {backend} backend does not support {op}")]
-    Unsupported { backend: String, op: String },
+    Unsupported {
+        /// The backend's name.
+        backend: String,
+        /// The operation, variant and element type.
+        op: String,
+    },
 
     /// A backend is not available on this machine (no device, no library).
     #[error("the {backend} backend is not available: {reason}")]
-    Unavailable { backend: String, reason: String },
+    Unavailable {
+        /// The backend's name.
+        backend: String,
+        /// Why, and what to install or change.
+        reason: String,
+    },
 
     /// A file could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 
     /// A model or checkpoint file is malformed or does not fit the network.
     #[error("{path}: {detail}")]
-    Format { path: String, detail: String },
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong (naming the tensor or the key).
+        detail: String,
+    },
 }
 
-/// `Result` with the core's [`Error`].
+/// `Result` with the core's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -19,9 +19,15 @@ pub enum Init {
     /// All zeros (a network that cannot break symmetry; for tests and demonstrations).
     Zeros,
     /// `U(−a, a)`.
-    Uniform { a: f64 },
+    Uniform {
+        /// The half-width.
+        a: f64,
+    },
     /// `N(0, std²)`.
-    Normal { std: f64 },
+    Normal {
+        /// The standard deviation.
+        std: f64,
+    },
     /// Glorot: `U(−√(6/(in+out)), √(6/(in+out)))`.
     XavierUniform,
     /// Glorot: `N(0, 2/(in+out))`.
@@ -34,7 +40,10 @@ pub enum Init {
     LeCun,
     /// The orthogonal factor `Q` of the QR decomposition of a Gaussian matrix (sign-corrected
     /// so that the distribution is uniform), scaled by `gain`.
-    Orthogonal { gain: f64 },
+    Orthogonal {
+        /// The scale of the orthogonal matrix.
+        gain: f64,
+    },
 }
 
 /// The names accepted on the command line and in files, for error messages.

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # nabla-core
 //!
 //! Backpropagation in matrix form, written once against the [`Backend`] trait.

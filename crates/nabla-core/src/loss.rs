@@ -27,7 +27,10 @@ pub enum Loss {
     /// Mean absolute error.
     Mae,
     /// Huber loss with threshold `delta`.
-    Huber { delta: f64 },
+    Huber {
+        /// Where the loss turns from quadratic to linear.
+        delta: f64,
+    },
     /// Sigmoid + binary cross-entropy, on logits.
     Bce,
     /// Softmax + categorical cross-entropy, on logits.

@@ -136,7 +136,9 @@ impl Architecture {
 /// to the loss) or for evaluation (deterministic; every activation computed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Dropout on; a fused output activation left to the loss.
     Train,
+    /// Deterministic; every activation computed.
     Eval,
 }
 

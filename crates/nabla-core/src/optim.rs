@@ -123,7 +123,9 @@ impl FromStr for OptimizerConfig {
 /// Which kind of parameter tensor an update is for: regularisation applies to weights only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Param {
+    /// A weight matrix (regularised).
     Weight,
+    /// A bias vector (not regularised).
     Bias,
 }
 

@@ -14,15 +14,37 @@ pub enum Schedule {
     /// `η = η₀`.
     Constant,
     /// `η = η₀ γ^⌊e / every⌋`.
-    Step { every: usize, gamma: f64 },
+    Step {
+        /// Epochs between reductions.
+        every: usize,
+        /// The factor of each reduction.
+        gamma: f64,
+    },
     /// `η = η₀ γ^e`.
-    Exponential { gamma: f64 },
+    Exponential {
+        /// The factor per epoch.
+        gamma: f64,
+    },
     /// Linear warm-up `η₀ (e+1)/W` for `e < W`, then cosine annealing from `η₀` to `η₀·min_factor`:
     /// `η = η₀ (m + (1 − m)(1 + cos(π (e − W)/(E − W)))/2)`.
-    Cosine { warmup: usize, min_factor: f64 },
+    Cosine {
+        /// Epochs of linear warm-up.
+        warmup: usize,
+        /// The final rate as a multiple of η₀.
+        min_factor: f64,
+    },
     /// Multiply the rate by `factor` when the monitored loss has not improved by more than
     /// `threshold` (relative) for `patience` epochs, never below `η₀·min_factor`.
-    Plateau { factor: f64, patience: usize, threshold: f64, min_factor: f64 },
+    Plateau {
+        /// The factor of each reduction.
+        factor: f64,
+        /// Epochs without improvement before reducing.
+        patience: usize,
+        /// The relative improvement that counts.
+        threshold: f64,
+        /// The lowest rate, as a multiple of η₀.
+        min_factor: f64,
+    },
 }
 
 /// The schedule names accepted on the command line.

@@ -151,8 +151,11 @@ impl TrainConfig {
 /// Host data: `rows` samples of features `x` and targets `y`, row-major.
 #[derive(Clone, Copy, Debug)]
 pub struct HostData<'a, E> {
+    /// Features, `rows × inputs`.
     pub x: &'a [E],
+    /// Targets, `rows × outputs`.
     pub y: &'a [E],
+    /// Samples.
     pub rows: usize,
 }
 
@@ -182,17 +185,24 @@ pub struct EpochReport {
 /// One step's outcome, for [`Observer::on_step`].
 #[derive(Clone, Copy, Debug)]
 pub struct StepReport {
+    /// 1-based epoch.
     pub epoch: usize,
+    /// 1-based step within the epoch.
     pub step: usize,
+    /// Steps in the epoch.
     pub steps: usize,
+    /// The batch's mean loss.
     pub loss: f64,
+    /// Samples in the batch.
     pub rows: usize,
 }
 
 /// Whether training goes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
+    /// Go on.
     Continue,
+    /// Stop after this step or epoch (a later `fit` continues).
     Stop,
 }
 

@@ -13,19 +13,48 @@ pub enum Rule {
     /// `w ← w − η g`.
     Sgd,
     /// `v ← μ v + g`, then `w ← w − η v` or, with Nesterov, `w ← w − η (g + μ v)`.
-    Momentum { mu: f64, nesterov: bool },
+    Momentum {
+        /// The momentum μ.
+        mu: f64,
+        /// Nesterov's look-ahead form.
+        nesterov: bool,
+    },
     /// `s ← s + g²`, `w ← w − η g / (√s + ε)`.
-    Adagrad { eps: f64 },
+    Adagrad {
+        /// ε in the denominator.
+        eps: f64,
+    },
     /// `s ← ρ s + (1 − ρ) g²`, `w ← w − η g / (√s + ε)`.
-    RmsProp { rho: f64, eps: f64 },
+    RmsProp {
+        /// The decay ρ of the squared-gradient average.
+        rho: f64,
+        /// ε in the denominator.
+        eps: f64,
+    },
     /// `m ← β₁ m + (1 − β₁) g`, `v ← β₂ v + (1 − β₂) g²`,
     /// `w ← w − η m̂ / (√v̂ + ε)` with `m̂ = m/(1 − β₁ᵗ)`, `v̂ = v/(1 − β₂ᵗ)`.
-    Adam { beta1: f64, beta2: f64, eps: f64 },
+    Adam {
+        /// Decay of the first moment.
+        beta1: f64,
+        /// Decay of the second moment.
+        beta2: f64,
+        /// ε in the denominator.
+        eps: f64,
+    },
     /// iRPROP− (full batch): each weight has its own step Δ (state 1) and remembers its last
     /// gradient (state 0). When the gradient keeps its sign Δ grows by η⁺ (up to Δmax) and
     /// `w ← w − sign(g) Δ`; when it flips Δ shrinks by η⁻ (down to Δmin), the step is skipped and
     /// the remembered gradient is zeroed. The learning rate η is the initial Δ.
-    Rprop { eta_minus: f64, eta_plus: f64, step_min: f64, step_max: f64 },
+    Rprop {
+        /// The step's shrink factor η⁻ when the gradient flips sign.
+        eta_minus: f64,
+        /// The step's growth factor η⁺ when it keeps its sign.
+        eta_plus: f64,
+        /// The smallest step Δmin.
+        step_min: f64,
+        /// The largest step Δmax.
+        step_max: f64,
+    },
 }
 
 impl Rule {

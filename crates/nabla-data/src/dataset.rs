@@ -8,16 +8,27 @@ use crate::error::{DataError, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
     /// Class labels `0..classes`.
-    Classification { classes: usize },
+    Classification {
+        /// The class count.
+        classes: usize,
+    },
     /// Real values, `outputs` per sample.
-    Regression { outputs: usize },
+    Regression {
+        /// Values per sample.
+        outputs: usize,
+    },
 }
 
 /// The targets of a data set.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Targets {
     /// One class label per sample, each `< classes`.
-    Classes { labels: Vec<usize>, classes: usize },
+    Classes {
+        /// The label of each sample.
+        labels: Vec<usize>,
+        /// The class count.
+        classes: usize,
+    },
     /// `n × outputs` real values.
     Values(Array2<f32>),
 }

@@ -11,17 +11,41 @@ use thiserror::Error;
 pub enum DataError {
     /// A setting (data set name, sample count, split fraction, …) is not valid.
     #[error("invalid {what}: {detail}")]
-    Invalid { what: String, detail: String },
+    Invalid {
+        /// The setting, e.g. `split fraction`.
+        what: String,
+        /// What is wrong with it and what is accepted.
+        detail: String,
+    },
     /// A file could not be opened or read.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The file (or directory).
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
     /// A file's structure is wrong: truncated, a bad magic number or header, wrong dimensions,
     /// mismatched counts, ragged rows, values that are not finite.
     #[error("{path}: {detail}")]
-    Format { path: String, detail: String },
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong and what to do about it.
+        detail: String,
+    },
     /// A CSV cell could not be read; `line` and `column` are 1-based.
     #[error("{path}: line {line}, column {column}: {detail}")]
-    Parse { path: String, line: usize, column: usize, detail: String },
+    Parse {
+        /// The file.
+        path: String,
+        /// The 1-based line.
+        line: usize,
+        /// The 1-based column (cell) in the line.
+        column: usize,
+        /// What is wrong with the cell and what to do about it.
+        detail: String,
+    },
 }
 
 /// `Result` with [`DataError`].

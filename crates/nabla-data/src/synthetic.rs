@@ -18,8 +18,11 @@ pub const NAMES: &str = "xor, spirals, moons, circles, sine";
 /// `None` fields take each set's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Spec {
+    /// The sample count (per class for spirals).
     pub samples: Option<usize>,
+    /// The class count (spirals only).
     pub classes: Option<usize>,
+    /// The standard deviation of the Gaussian noise.
     pub noise: Option<f64>,
 }
 
