@@ -257,7 +257,7 @@ impl Header {
     fn parse(text: &str) -> Result<Header, String> {
         let mut p = Cursor { s: text.as_bytes(), pos: 0 };
         let (mut descr, mut fortran_order, mut shape) = (None, None, None);
-        p.expect(b'{')?;
+        p.consume(b'{')?;
         loop {
             p.skip_space();
             if p.eat(b'}') {
@@ -268,7 +268,7 @@ impl Header {
                 return Err(format!("unexpected key `{}`", short(&key)));
             }
             p.skip_space();
-            p.expect(b':')?;
+            p.consume(b':')?;
             p.skip_space();
             let value = p.value()?;
             let slot_taken = match (key.as_str(), value) {
@@ -283,7 +283,7 @@ impl Header {
             p.skip_space();
             if !p.eat(b',') {
                 p.skip_space();
-                p.expect(b'}')?;
+                p.consume(b'}')?;
                 break;
             }
         }
@@ -326,7 +326,7 @@ impl Cursor<'_> {
         found
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    fn consume(&mut self, c: u8) -> Result<(), String> {
         if self.eat(c) {
             return Ok(());
         }
@@ -380,7 +380,7 @@ impl Cursor<'_> {
 
     /// `()`, `(3,)`, `(3, 4)`, `(3, 4,)`; Python 2's `3L` is accepted.
     fn shape(&mut self) -> Result<Vec<usize>, String> {
-        self.expect(b'(')?;
+        self.consume(b'(')?;
         let mut dims = Vec::new();
         loop {
             self.skip_space();
@@ -391,7 +391,7 @@ impl Cursor<'_> {
             self.skip_space();
             if !self.eat(b',') {
                 self.skip_space();
-                self.expect(b')')?;
+                self.consume(b')')?;
                 return Ok(dims);
             }
         }
