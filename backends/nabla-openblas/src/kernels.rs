@@ -79,3 +79,34 @@ fn sum_rows_body<E: Element>(d: Dims, alpha: E, x: &[E], beta: E, out: &mut [E])
         out.iter_mut().zip(row).for_each(|(o, &x)| *o = *o + alpha * x);
     }
 }
+
+multiversion!(
+    /// Binary cross-entropy on logits and its output error (see `nabla_core::loss`):
+    /// `C = 1/(nk) Σ max(z,0) − zy + ln(1 + e^−│z│)`, `δ = (sigmoid(z) − y)/(nk)`; returns
+    /// `(C, correct)`. The logarithms are taken of products of up to 16 factors `1 + e^−│z│ ∈ (1, 2]`
+    /// (at most 2¹⁶, exact to a few ulp), so a batch needs a handful of `ln` calls, not one per
+    /// element, and the exponentials vectorise.
+    pub fn bce<E: Element>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) => bce_body
+);
+
+#[inline(always)]
+fn bce_body<E: Element>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) {
+    let n = z.len().max(1);
+    let scale = E::one() / E::of(n as f64);
+    let (zero, half, one) = (E::zero(), E::of(0.5), E::one());
+    let (mut linear, mut logs, mut correct) = (zero, zero, 0usize);
+    for ((z, y), g) in z.chunks(16).zip(y.chunks(16)).zip(grad.chunks_mut(16)) {
+        let mut product = one;
+        for ((&z, &y), g) in z.iter().zip(y).zip(g.iter_mut()) {
+            let e = (-z.abs()).exp_fast();
+            product = product * (one + e);
+            linear = linear + z.max(zero) - z * y;
+            // sigmoid(z) from the same exponential: 1/(1+e) for z ≥ 0, e/(1+e) otherwise.
+            let s = if z >= zero { one / (one + e) } else { e / (one + e) };
+            *g = (s - y) * scale;
+            correct += usize::from((z > zero) == (y > half));
+        }
+        logs = logs + product.ln();
+    }
+    ((linear + logs) * scale, correct)
+}

@@ -159,7 +159,16 @@ impl<E: Element> Backend<E> for OpenBlas {
         grad: &mut Vec<E>,
         stats: &mut Vec<E>,
     ) -> Result<()> {
-        cpu::loss(l, d, out, target, grad, stats)
+        if l != Loss::Bce {
+            return cpu::loss(l, d, out, target, grad, stats);
+        }
+        check::matrices("loss", d, &[("output", out.len()), ("target", target.len()), ("grad", grad.len())])?;
+        check::stats(stats.len())?;
+        let n = d.len();
+        let (value, correct) = kernels::bce(&out[..n], &target[..n], &mut grad[..n]);
+        stats[0] = value;
+        stats[1] = E::of(correct as f64);
+        Ok(())
     }
 
     fn update(&self, u: &Update, len: usize, w: &mut Vec<E>, g: &Vec<E>, state: &mut [&mut Vec<E>]) -> Result<()> {

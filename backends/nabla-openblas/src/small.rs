@@ -3,9 +3,10 @@
 //!
 //! A register-blocked micro-kernel computes `C` in tiles of `MR × NR`: for every `p` it loads
 //! `NR` values of row `p` of `op(B)` once and updates `MR` rows of accumulators, which stay in
-//! vector registers for the whole `p` loop. Operands are read in place where their rows are
-//! contiguous and whole tiles wide; otherwise they are packed on the stack (transposed, padded
-//! with zeros to whole tiles). Only the valid part of a tile is stored.
+//! vector registers for the whole `p` loop. Operands are read in place wherever the kernel's
+//! reads are contiguous (rows of `op(B)` a whole number of tiles wide; `A` as stored, or
+//! transposed with whole tiles of rows); otherwise they are packed on the stack, transposed and
+//! padded with zeros to whole tiles. Only the valid part of a tile is stored.
 
 use std::mem::MaybeUninit;
 
@@ -26,7 +27,7 @@ const MAX_WORK: usize = 32 * 32 * 32;
 /// Whether `s` takes the small path (small enough, and its padded operands fit the buffers).
 pub fn fits(s: &Gemm) -> bool {
     let (mp, np) = (s.m.next_multiple_of(MR), s.n.next_multiple_of(NR));
-    s.m * s.n * s.k <= MAX_WORK && mp * s.k <= PACK && s.k * np <= PACK && s.k > 0
+    s.m * s.n * s.k <= MAX_WORK && mp * s.k <= PACK && s.k * np <= PACK && s.k > 0 && s.m > 0 && s.n > 0
 }
 
 multiversion!(
@@ -68,50 +69,94 @@ fn gemm_body<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [
     let (mp, np) = (m.next_multiple_of(MR), n.next_multiple_of(NR));
     let mut a_buf = [MaybeUninit::<E>::uninit(); PACK];
     let mut b_buf = [MaybeUninit::<E>::uninit(); PACK];
-    // Rows of op(A) are read in place when A is not transposed (the rows past `m` of the last
-    // tile repeat row m − 1; their results are never stored); a transposed A is packed.
-    let (pa, a_rows) = match ta {
-        Trans::No => (&a[..m * k], m),
-        Trans::Yes => (pack(&mut a_buf, m, k, mp, k, |i, p| a[p * m + i]), mp),
-    };
-    // Rows of op(B) are read in place when they are whole tiles wide; otherwise packed.
+    // Rows of op(B) are read in place when whole tiles wide; otherwise packed (and padded).
     let (pb, stride) = match tb {
         Trans::No if n % NR == 0 => (&b[..k * n], n),
         Trans::No => (pack(&mut b_buf, k, n, k, np, |p, j| b[p * n + j]), np),
         Trans::Yes => (pack(&mut b_buf, k, n, k, np, |p, j| b[j * k + p]), np),
     };
-    for i0 in (0..mp).step_by(MR) {
-        let rows: [&[E]; MR] = std::array::from_fn(|r| &pa[(i0 + r).min(a_rows - 1) * k..][..k]);
-        for j0 in (0..np).step_by(NR) {
-            let acc = tile(&rows, pb, stride, j0, k);
-            let (valid_rows, valid_cols) = (MR.min(m - i0), NR.min(n - j0));
-            for (r, acc_row) in acc.iter().enumerate().take(valid_rows) {
-                let c_row = &mut c[(i0 + r) * n + j0..][..valid_cols];
-                if beta == E::zero() {
-                    c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v);
+    // A transposed holds the MR values of a tile's column p side by side in its row p: read in
+    // place when the rows come in whole tiles; A as stored is read a row per accumulator row.
+    match ta {
+        Trans::Yes if m % MR == 0 => tiles::<E, true>(a, m, m, pb, stride, s, alpha, beta, c),
+        Trans::Yes => {
+            let pa = pack(&mut a_buf, k, m, k, mp, |p, i| a[p * m + i]);
+            tiles::<E, true>(pa, mp, m, pb, stride, s, alpha, beta, c);
+        }
+        Trans::No => tiles::<E, false>(a, k, m, pb, stride, s, alpha, beta, c),
+    }
+}
+
+/// Every tile of `C = α A·B + β C`. `A` is read row-major with rows of `lda` (`COLUMNS =
+/// false`: row `i` of `op(A)` is `a[i·lda ..]`) or column-major (`true`: column `p` of `op(A)`
+/// is `a[p·lda ..]`); `rows` rows of it exist (a last partial tile repeats the last row).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tiles<E: Element, const COLUMNS: bool>(
+    a: &[E],
+    lda: usize,
+    rows: usize,
+    pb: &[E],
+    stride: usize,
+    s: Gemm,
+    alpha: E,
+    beta: E,
+    c: &mut [E],
+) {
+    let Gemm { m, n, k, .. } = s;
+    for i0 in (0..m).step_by(MR) {
+        let offsets: [usize; MR] = std::array::from_fn(|r| (i0 + r).min(rows - 1) * lda);
+        for j0 in (0..n).step_by(NR) {
+            let mut acc = [[E::zero(); NR]; MR];
+            for p in 0..k {
+                let bp = &pb[p * stride + j0..][..NR];
+                let ap: [E; MR] = if COLUMNS {
+                    let col = &a[p * lda + i0..][..MR];
+                    std::array::from_fn(|r| col[r])
                 } else {
-                    c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v + beta * *c);
+                    std::array::from_fn(|r| a[offsets[r] + p])
+                };
+                for r in 0..MR {
+                    for l in 0..NR {
+                        acc[r][l] = acc[r][l] + ap[r] * bp[l];
+                    }
                 }
             }
+            store(&acc, c, n, i0, j0, MR.min(m - i0), NR.min(n - j0), alpha, beta);
         }
     }
 }
 
-/// The `MR × NR` tile of `A·B` whose rows of `A` are `rows` and whose columns start at `j0` of
-/// `B`'s rows (`stride` apart).
+/// Writes the valid `rows × cols` corner of a tile to `C` at `(i0, j0)`: `C ← α acc + β C`.
 #[inline(always)]
-fn tile<E: Element>(rows: &[&[E]; MR], pb: &[E], stride: usize, j0: usize, k: usize) -> [[E; NR]; MR] {
-    let mut acc = [[E::zero(); NR]; MR];
-    for p in 0..k {
-        let b = &pb[p * stride + j0..][..NR];
-        for r in 0..MR {
-            let a = rows[r][p];
+#[allow(clippy::too_many_arguments)]
+fn store<E: Element>(
+    acc: &[[E; NR]; MR],
+    c: &mut [E],
+    n: usize,
+    i0: usize,
+    j0: usize,
+    rows: usize,
+    cols: usize,
+    alpha: E,
+    beta: E,
+) {
+    for (r, acc_row) in acc.iter().enumerate().take(rows) {
+        let c_row = &mut c[(i0 + r) * n + j0..][..cols];
+        if cols == NR && beta == E::zero() {
             for l in 0..NR {
-                acc[r][l] = acc[r][l] + a * b[l];
+                c_row[l] = alpha * acc_row[l];
             }
+        } else if cols == NR {
+            for l in 0..NR {
+                c_row[l] = alpha * acc_row[l] + beta * c_row[l];
+            }
+        } else if beta == E::zero() {
+            c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v);
+        } else {
+            c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v + beta * *c);
         }
     }
-    acc
 }
 
 #[cfg(test)]
