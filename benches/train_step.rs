@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nabla::backend::Backend;
-use nabla::bench::{MNIST_MLP, Prepared, TINY, Workload};
+use nabla::bench::{Prepared, Workload};
 
 fn bench_workload<B: Backend<f32>>(c: &mut Criterion, backend_name: &str, backend: B, w: &Workload) {
     let mut run = match Prepared::<f32, B>::new(backend, w) {
@@ -18,7 +18,7 @@ fn bench_workload<B: Backend<f32>>(c: &mut Criterion, backend_name: &str, backen
 }
 
 fn train_steps(c: &mut Criterion) {
-    for w in [MNIST_MLP, TINY] {
+    for w in [Workload::mnist_mlp(), Workload::tiny()] {
         for threads in [1, 2] {
             match nabla::OpenBlas::new(Some(threads)) {
                 Ok(o) => bench_workload(c, &format!("openblas{threads}t"), o, &w),

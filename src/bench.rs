@@ -10,14 +10,14 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// A training workload: a network shape, a batch size and a step count.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Workload {
-    /// Name as in `../shared/peers` (`mnist-mlp`, `tiny`, `wide`).
-    pub name: &'static str,
+    /// Name as in `../shared/peers` (`mnist-mlp`, `tiny`, `wide`), or `width-N` / `batch-N`.
+    pub name: String,
     /// Short alias (`W1`, `W2`, `W3`).
-    pub alias: &'static str,
+    pub alias: String,
     /// Layer sizes.
-    pub sizes: &'static [usize],
+    pub sizes: Vec<usize>,
     /// Hidden activation.
     pub hidden: Activation,
     /// Loss (fused with the output activation).
@@ -32,57 +32,74 @@ pub struct Workload {
     pub steps_metric: bool,
 }
 
-/// W1 "mnist-mlp": 784-512-256-10, ReLU, softmax-CE, batch 128.
-pub const MNIST_MLP: Workload = Workload {
-    name: "mnist-mlp",
-    alias: "W1",
-    sizes: &[784, 512, 256, 10],
-    hidden: Activation::Relu,
-    loss: Loss::SoftmaxCe,
-    batch: 128,
-    steps: 300,
-    warmup: 20,
-    steps_metric: false,
-};
-
-/// W2 "tiny": 2-16-16-1, sigmoid, BCE, batch 32.
-pub const TINY: Workload = Workload {
-    name: "tiny",
-    alias: "W2",
-    sizes: &[2, 16, 16, 1],
-    hidden: Activation::Sigmoid,
-    loss: Loss::Bce,
-    batch: 32,
-    steps: 20_000,
-    warmup: 500,
-    steps_metric: true,
-};
-
-/// W3 "wide": 1024-4096-4096-10, ReLU, softmax-CE, batch 512.
-pub const WIDE: Workload = Workload {
-    name: "wide",
-    alias: "W3",
-    sizes: &[1024, 4096, 4096, 10],
-    hidden: Activation::Relu,
-    loss: Loss::SoftmaxCe,
-    batch: 512,
-    steps: 20,
-    warmup: 3,
-    steps_metric: false,
-};
-
-/// All workloads.
-pub const WORKLOADS: [Workload; 3] = [MNIST_MLP, TINY, WIDE];
-
 impl Workload {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &str,
+        alias: &str,
+        sizes: &[usize],
+        hidden: Activation,
+        loss: Loss,
+        batch: usize,
+        steps: usize,
+        warmup: usize,
+    ) -> Workload {
+        Workload {
+            name: name.into(),
+            alias: alias.into(),
+            sizes: sizes.to_vec(),
+            hidden,
+            loss,
+            batch,
+            steps,
+            warmup,
+            steps_metric: false,
+        }
+    }
+
+    /// W1 "mnist-mlp": 784-512-256-10, ReLU, softmax-CE, batch 128, 300 steps.
+    pub fn mnist_mlp() -> Workload {
+        Workload::new("mnist-mlp", "W1", &[784, 512, 256, 10], Activation::Relu, Loss::SoftmaxCe, 128, 300, 20)
+    }
+
+    /// W2 "tiny": 2-16-16-1, sigmoid, BCE, batch 32, 20 000 steps (reported in steps/s).
+    pub fn tiny() -> Workload {
+        Workload {
+            steps_metric: true,
+            ..Workload::new("tiny", "W2", &[2, 16, 16, 1], Activation::Sigmoid, Loss::Bce, 32, 20_000, 500)
+        }
+    }
+
+    /// W3 "wide": 1024-4096-4096-10, ReLU, softmax-CE, batch 512, 20 steps.
+    pub fn wide() -> Workload {
+        Workload::new("wide", "W3", &[1024, 4096, 4096, 10], Activation::Relu, Loss::SoftmaxCe, 512, 20, 3)
+    }
+
+    /// The three peer workloads.
+    pub fn all() -> [Workload; 3] {
+        [Workload::mnist_mlp(), Workload::tiny(), Workload::wide()]
+    }
+
+    /// The scaling study in width: 1024-`width`-`width`-10, ReLU, softmax-CE, batch 128.
+    pub fn width(width: usize) -> Workload {
+        let name = format!("width-{width}");
+        Workload::new(&name, &name, &[1024, width, width, 10], Activation::Relu, Loss::SoftmaxCe, 128, 200, 5)
+    }
+
+    /// The scaling study in batch: 1024-1024-1024-10, ReLU, softmax-CE, batch `batch`.
+    pub fn batch(batch: usize) -> Workload {
+        let name = format!("batch-{batch}");
+        Workload::new(&name, &name, &[1024, 1024, 1024, 10], Activation::Relu, Loss::SoftmaxCe, batch, 200, 5)
+    }
+
     /// The workload called `name` or its alias (case-insensitive).
     pub fn named(name: &str) -> Option<Workload> {
-        WORKLOADS.into_iter().find(|w| w.name.eq_ignore_ascii_case(name) || w.alias.eq_ignore_ascii_case(name))
+        Workload::all().into_iter().find(|w| w.name.eq_ignore_ascii_case(name) || w.alias.eq_ignore_ascii_case(name))
     }
 
     /// The architecture.
     pub fn architecture(&self) -> Result<Architecture> {
-        Architecture::new(self.sizes, self.hidden, self.loss)
+        Architecture::new(&self.sizes, self.hidden, self.loss)
     }
 
     /// The GEMMs of one training step: per layer the forward product `Z = A Wᵀ`, the weight
@@ -99,6 +116,16 @@ impl Workload {
             }
         }
         out
+    }
+
+    /// The bytes a training step needs, by the model: parameters, their gradients and
+    /// `state_per_parameter` optimizer tensors, plus one batch's input, targets, and `Z`, `A`,
+    /// `δ` of every layer, for elements of `element_bytes`.
+    pub fn model_bytes(&self, element_bytes: usize, state_per_parameter: usize) -> usize {
+        let params: usize = self.sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        let activations: usize = self.sizes[1..].iter().map(|&n| 3 * self.batch * n).sum();
+        let io = self.batch * (self.sizes[0] + self.sizes[self.sizes.len() - 1]);
+        element_bytes * (params * (2 + state_per_parameter) + activations + io)
     }
 
     /// Floating-point operations of one step's GEMMs (`Σ 2mnk`, the peers' FLOP/step).
@@ -119,7 +146,7 @@ pub struct Prepared<E: Element, B: Backend<E>> {
 }
 
 /// Distinct batches cycled through by the timed steps.
-const BATCHES: usize = 8;
+const BATCHES: usize = 2;
 
 impl<E: Element, B: Backend<E>> Prepared<E, B> {
     /// Builds `w` on `backend` with SGD (lr 0.01) and Gaussian data, random labels (seeded).
@@ -201,6 +228,16 @@ impl<E: Element, B: Backend<E>> GemmOperands<E, B> {
     }
 }
 
+/// This process's resident memory now and at its peak, in bytes (`VmRSS`, `VmHWM`; Linux).
+pub fn resident_memory() -> Option<(usize, usize)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<usize> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        Some(line.split_whitespace().nth(1)?.parse::<usize>().ok()? * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// Median, minimum and maximum of a sample.
 pub fn summarize(times: &mut [f64]) -> (f64, f64, f64) {
     times.sort_by(f64::total_cmp);
@@ -219,16 +256,16 @@ mod tests {
     #[test]
     fn flops_match_the_peers_table() {
         // ../shared/peers/README.md: 0.308 G, 56 k, 60.26 G.
-        assert!((MNIST_MLP.flops_per_step() / 1e9 - 0.308).abs() < 0.001);
-        assert!((TINY.flops_per_step() / 1e3 - 56.0).abs() < 1.0);
-        assert!((WIDE.flops_per_step() / 1e9 - 60.26).abs() < 0.01);
-        assert_eq!(MNIST_MLP.gemms().len(), 8);
+        assert!((Workload::mnist_mlp().flops_per_step() / 1e9 - 0.308).abs() < 0.001);
+        assert!((Workload::tiny().flops_per_step() / 1e3 - 56.0).abs() < 1.0);
+        assert!((Workload::wide().flops_per_step() / 1e9 - 60.26).abs() < 0.01);
+        assert_eq!(Workload::mnist_mlp().gemms().len(), 8);
     }
 
     #[test]
     fn names_and_aliases() {
-        assert_eq!(Workload::named("w2"), Some(TINY));
-        assert_eq!(Workload::named("mnist-mlp"), Some(MNIST_MLP));
+        assert_eq!(Workload::named("w2"), Some(Workload::tiny()));
+        assert_eq!(Workload::named("mnist-mlp"), Some(Workload::mnist_mlp()));
         assert_eq!(Workload::named("huge"), None);
         assert_eq!(summarize(&mut [3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
     }

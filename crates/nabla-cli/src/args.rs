@@ -324,9 +324,16 @@ pub struct BenchArgs {
     /// Also report the GEMM sweep (squares 64…2048 and each workload's shapes).
     #[arg(long)]
     pub gemm_sweep: bool,
+    /// Time only the training steps: skip the GEMM bound and peak (for memory measurements).
+    #[arg(long)]
+    pub only_steps: bool,
     /// Run the reference backend on W3 too (very slow).
     #[arg(long)]
     pub reference_wide: bool,
+    /// Instead of the workloads: how step time grows with width (1024-W-W-10, W = 256…4096,
+    /// batch 128) and with batch (1024-1024-1024-10, batch 1…1024).
+    #[arg(long)]
+    pub scaling: bool,
     /// TF32 tensor-core math for f32 GEMMs on CUDA.
     #[arg(long)]
     pub tf32: bool,

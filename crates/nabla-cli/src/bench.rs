@@ -9,12 +9,13 @@
 
 use std::process::ExitCode;
 
-use nabla::bench::{GemmOperands, Prepared, WORKLOADS, Workload, summarize};
+use nabla::bench::{GemmOperands, Prepared, Workload, summarize};
 use nabla::{AnyBackend, Backend, BackendOptions, Error, Gemm, Result, Trans};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::args::BenchArgs;
+use crate::plot::Line;
 
 /// One measured line of the report.
 #[derive(Clone, Debug, Serialize)]
@@ -34,6 +35,11 @@ pub struct BenchResult {
     pub median_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
+    /// Resident memory before the workload was set up and the process's peak after, in MiB.
+    pub rss_before_mib: f64,
+    pub rss_peak_mib: f64,
+    /// What the model needs (parameters, gradients, one batch's values), in MiB.
+    pub model_mib: f64,
 }
 
 /// Median/min/max seconds per call of `run(count)` (which does `count` calls and returns the
@@ -84,19 +90,24 @@ fn bench_backend(
     let reference = label == "reference";
     let mut peak = 0.0_f64;
     let mut sweep = Vec::new();
-    for &s in SQUARES.iter().filter(|&&s| !reference || s <= 256) {
+    for &s in SQUARES.iter().filter(|&&s| !args.only_steps && (!reference || s <= 256)) {
         let shape = Gemm { ta: Trans::No, tb: Trans::No, m: s, n: s, k: s };
         let secs = gemm_seconds(backend, shape, args.reps, budget)?;
         peak = peak.max(shape.flops() / secs / 1e9);
         sweep.push((format!("gemm-{s}"), shape, secs));
     }
     for w in workloads {
-        if reference && w.name == "wide" && !args.reference_wide {
-            eprintln!("skipping reference × wide (a naive 60-GFLOP step; --reference-wide runs it)");
+        if reference && w.flops_per_step() > 2e9 && !args.reference_wide {
+            eprintln!(
+                "skipping reference × {} (a naive {:.0}-GFLOP step; --reference-wide runs it)",
+                w.name,
+                w.flops_per_step() / 1e9
+            );
             continue;
         }
-        let gemms = w.gemms();
+        let gemms = if args.only_steps { Vec::new() } else { w.gemms() };
         let mut bound = 0.0;
+        let rss_before = nabla::bench::resident_memory().map_or(0, |m| m.0);
         for g in &gemms {
             let secs = gemm_seconds(backend, *g, args.reps, budget / gemms.len() as f64)?;
             bound += secs;
@@ -109,9 +120,11 @@ fn bench_backend(
         let warmup = ((w.warmup as f64) * args.steps_scale).ceil().max(1.0) as usize;
         let (steps, median, min, max) = time_per_call(|n| run.time(n), wanted, warmup, args.reps, budget)?;
         let gflops = w.flops_per_step() / median / 1e9;
+        let rss_peak = nabla::bench::resident_memory().map_or(0, |m| m.1);
+        let mib = |b: usize| b as f64 / (1u64 << 20) as f64;
         out.push(BenchResult {
             backend: label.into(),
-            workload: w.name.into(),
+            workload: w.name.clone(),
             threads,
             batch: w.batch,
             steps,
@@ -125,6 +138,9 @@ fn bench_backend(
             median_ms: median * 1e3,
             min_ms: min * 1e3,
             max_ms: max * 1e3,
+            rss_before_mib: mib(rss_before),
+            rss_peak_mib: mib(rss_peak),
+            model_mib: mib(w.model_bytes(4, 0)),
         });
         if !args.json {
             let r = out.last().ok_or_else(|| Error::invalid("bench", "no result"))?;
@@ -158,6 +174,9 @@ fn bench_backend(
                 median_ms: secs * 1e3,
                 min_ms: secs * 1e3,
                 max_ms: secs * 1e3,
+                rss_before_mib: 0.0,
+                rss_peak_mib: 0.0,
+                model_mib: 0.0,
             });
         }
     }
@@ -188,11 +207,48 @@ pub fn markdown(results: &[BenchResult]) -> String {
     s
 }
 
-/// One bar chart per workload: samples/s (steps/s for W2) of each backend and thread count.
+/// Throughput charts: one bar chart per workload (samples/s, steps/s for W2); for the scaling
+/// study, GFLOP/s against width and against batch, per backend and thread count, beside the
+/// GFLOP/s its GEMMs reach alone (thin) — where a thick line falls below its thin one, the
+/// step has left the GEMM bound.
 fn plot_results(path: &std::path::Path, results: &[BenchResult], workloads: &[Workload]) -> Result<()> {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("bench");
     let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("png");
-    for w in workloads {
+    let file = |name: &str| path.with_file_name(format!("{stem}-{name}.{ext}"));
+    for family in ["width", "batch"] {
+        let mut series: Vec<Line> = Vec::new();
+        let mut runs: Vec<(String, usize)> = results.iter().map(|r| (r.backend.clone(), r.threads)).collect();
+        runs.dedup();
+        for (backend, threads) in runs {
+            let points: Vec<(f64, f64, f64)> = results
+                .iter()
+                .filter(|r| r.backend == backend && r.threads == threads)
+                .filter_map(|r| {
+                    let size = r.workload.strip_prefix(&format!("{family}-"))?.parse::<f64>().ok()?;
+                    Some((size, r.gflops, r.gflops / r.gemm_bound_fraction.max(1e-9)))
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let label = format!("{backend} {threads}T");
+            series.push(Line {
+                label: label.clone(),
+                thin: false,
+                points: points.iter().map(|p| (p.0, p.1)).collect(),
+            });
+            series.push(Line {
+                label: format!("{label}: GEMMs alone"),
+                thin: true,
+                points: points.iter().map(|p| (p.0, p.2)).collect(),
+            });
+        }
+        if !series.is_empty() {
+            let x = if family == "width" { "width W (1024-W-W-10, batch 128)" } else { "batch (1024-1024-1024-10)" };
+            crate::plot::lines(&file(family), &format!("step GFLOP/s against {family}"), x, "GFLOP/s", &series)?;
+        }
+    }
+    for w in workloads.iter().filter(|w| !w.name.starts_with("width-") && !w.name.starts_with("batch-")) {
         let bars: Vec<(String, f64)> = results
             .iter()
             .filter(|r| r.workload == w.name)
@@ -203,14 +259,9 @@ fn plot_results(path: &std::path::Path, results: &[BenchResult], workloads: &[Wo
                 )
             })
             .collect();
-        if bars.is_empty() {
-            continue;
-        }
-        let file = path.with_file_name(format!("{stem}-{}.{ext}", w.name));
         let unit = if w.steps_metric { "steps/s" } else { "samples/s" };
-        crate::plot::bars(&file, &format!("{} ({}): {unit}", w.name, w.alias), unit, &bars)?;
-        if !file.exists() {
-            return Err(Error::invalid("--plot", format!("{} was not written", file.display())));
+        if !bars.is_empty() {
+            crate::plot::bars(&file(&w.name), &format!("{} ({}): {unit}", w.name, w.alias), unit, &bars)?;
         }
     }
     Ok(())
@@ -218,16 +269,24 @@ fn plot_results(path: &std::path::Path, results: &[BenchResult], workloads: &[Wo
 
 /// `nabla bench`.
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
-    let workloads: Vec<Workload> = args
-        .workloads
-        .split(',')
-        .map(|n| {
-            Workload::named(n.trim()).ok_or_else(|| {
-                let names: Vec<String> = WORKLOADS.iter().map(|w| format!("{} ({})", w.name, w.alias)).collect();
-                Error::invalid("--workloads", format!("`{n}`; accepted: {}", names.join(", ")))
+    let scaling = [256, 512, 1024, 2048, 4096]
+        .map(Workload::width)
+        .into_iter()
+        .chain([1, 4, 16, 64, 256, 1024].map(Workload::batch));
+    let workloads: Vec<Workload> = if args.scaling {
+        scaling.map(Ok).collect::<Result<_>>()?
+    } else {
+        args.workloads
+            .split(',')
+            .map(|n| {
+                Workload::named(n.trim()).ok_or_else(|| {
+                    let names: Vec<String> =
+                        Workload::all().iter().map(|w| format!("{} ({})", w.name, w.alias)).collect();
+                    Error::invalid("--workloads", format!("`{n}`; accepted: {}", names.join(", ")))
+                })
             })
-        })
-        .collect::<Result<_>>()?;
+            .collect::<Result<_>>()?
+    };
     let threads: Vec<usize> = args
         .threads
         .split(',')

@@ -217,6 +217,7 @@ pub fn bars(path: &Path, title: &str, unit: &str, values: &[(String, f64)]) -> R
                 SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;
@@ -231,4 +232,90 @@ pub fn bars(path: &Path, title: &str, unit: &str, values: &[(String, f64)]) -> R
         Ok(())
     }
     render(path, (1000, 520), |r| draw(r, title, unit, values), |r| draw(r, title, unit, values))
+}
+
+/// One line of a [`lines`] chart.
+pub struct Line {
+    pub label: String,
+    /// Drawn thin: the bound a thick line is compared with.
+    pub thin: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Lines of `(x, y)` points on a log-x axis (the scaling study). Consecutive pairs of lines
+/// share a colour: a thick measured line and its thin bound.
+pub fn lines(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Line]) -> Result<()> {
+    fn draw<DB: DrawingBackend>(
+        root: &DrawingArea<DB, Shift>,
+        title: &str,
+        x_desc: &str,
+        y_desc: &str,
+        series: &[Line],
+    ) -> std::result::Result<(), String> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(err)?;
+        let pts = series.iter().flat_map(|s| s.points.iter());
+        let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 1.0_f64);
+        for &(x, y) in pts {
+            (x0, x1, y1) = (x0.min(x), x1.max(x), y1.max(y));
+        }
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x0.max(1e-9)..x1.max(x0 * 2.0)).log_scale(), 0.0..y1 * 1.1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(err)?;
+        for (i, line) in series.iter().enumerate() {
+            let color = COLORS[(i / 2) % COLORS.len()];
+            let style = color.stroke_width(if line.thin { 1 } else { 3 });
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))
+                .map_err(err)?
+                .label(line.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            chart.draw_series(line.points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)
+    }
+    render(path, (1000, 560), |r| draw(r, title, x_desc, y_desc, series), |r| draw(r, title, x_desc, y_desc, series))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_chart_is_written_as_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |label: &str, thin, scale| Line {
+            label: label.into(),
+            thin,
+            points: [1.0, 4.0, 16.0, 1024.0].iter().map(|&x: &f64| (x, scale * x.ln_1p())).collect(),
+        };
+        let series = [line("openblas 1T", false, 10.0), line("openblas 1T: GEMMs alone", true, 12.0)];
+        for name in ["s.png", "s.svg"] {
+            let path = dir.path().join(name);
+            lines(&path, "step GFLOP/s against batch", "batch", "GFLOP/s", &series).unwrap();
+            assert!(std::fs::metadata(&path).unwrap().len() > 5_000, "{name}");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("s.svg")).unwrap();
+        assert!(svg.contains("GEMMs alone"));
+    }
 }

@@ -480,3 +480,66 @@ fn mnist_idx_when_present() {
     let j = last_json(&o);
     assert!(j["test_accuracy"].as_f64().unwrap() > 0.9, "{j}");
 }
+
+#[test]
+fn bench_json_contract_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("b.png");
+    let o = nabla(&[
+        "bench",
+        "--backends",
+        "reference,openblas",
+        "--workloads",
+        "W2",
+        "--threads",
+        "1",
+        "--reps",
+        "1",
+        "--steps-scale",
+        "0.01",
+        "--max-seconds",
+        "0.2",
+        "--plot",
+        plot.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = last_json(&o)["results"].as_array().unwrap().clone();
+    let backends: Vec<&str> = results.iter().map(|r| r["backend"].as_str().unwrap()).collect();
+    assert_eq!(backends, ["reference", "openblas"]);
+    for r in &results {
+        assert_eq!(r["workload"], "tiny");
+        assert_eq!(r["batch"], 32);
+        let (samples, steps) = (r["samples_per_sec"].as_f64().unwrap(), r["steps_per_sec"].as_f64().unwrap());
+        assert!(steps > 0.0 && (samples / steps - 32.0).abs() < 1e-6, "{r}");
+        assert!(r["gemm_bound_fraction"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["peak_gflops"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(std::fs::metadata(dir.path().join("b-tiny.png")).unwrap().len() > 5_000);
+
+    // --only-steps skips the GEMM bound and reports memory.
+    let o = nabla(&[
+        "bench",
+        "--workloads",
+        "W2",
+        "--threads",
+        "1",
+        "--reps",
+        "1",
+        "--steps-scale",
+        "0.01",
+        "--only-steps",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = &last_json(&o)["results"][0];
+    assert_eq!(r["gemm_bound_ms"], 0.0);
+    if cfg!(target_os = "linux") {
+        assert!(r["rss_peak_mib"].as_f64().unwrap() >= r["rss_before_mib"].as_f64().unwrap(), "{r}");
+        assert!(r["rss_peak_mib"].as_f64().unwrap() > 1.0, "{r}");
+    }
+
+    let o = nabla(&["bench", "--workloads", "W9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("W2") && stderr(&o).contains("tiny"), "{}", stderr(&o));
+}
