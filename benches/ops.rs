@@ -1,5 +1,9 @@
 //! Criterion benches of single backend operations, per backend: `<backend>_<op>_<shape>`.
 //! Shapes are those of W1 (mnist-mlp, batch 128) and W2 (tiny, batch 32).
+//!
+//! With the `plugins` feature and `NABLA_BENCH_PLUGIN=PATH`, the plugin at PATH is benched too
+//! (`plugin_<op>_<shape>`): beside `reference_*`, the example Rust plugin (which exports the
+//! reference code) shows what the C-ABI indirection costs per call.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nabla::backend::{Backend, Dims, Gemm, Trans};
@@ -18,7 +22,7 @@ fn bench_ops<B: Backend<f32>>(c: &mut Criterion, name: &str, b: &B) {
         ("16x16x32_TN", Gemm { ta: Trans::Yes, tb: Trans::No, m: 16, n: 16, k: 32 }),
     ];
     for (shape, g) in gemms {
-        if name == "reference" && g.flops() > 1e7 {
+        if name != "openblas" && g.flops() > 1e7 {
             continue;
         }
         let (a, x) = (b.upload(&data(g.a_dims().len())).unwrap(), b.upload(&data(g.b_dims().len())).unwrap());
@@ -67,6 +71,13 @@ fn ops(c: &mut Criterion) {
     match nabla::OpenBlas::new(Some(1)) {
         Ok(o) => bench_ops(c, "openblas", &o),
         Err(e) => eprintln!("skipped openblas: {e}"),
+    }
+    #[cfg(feature = "plugins")]
+    if let Some(path) = std::env::var_os("NABLA_BENCH_PLUGIN") {
+        match nabla::plugin::PluginBackend::load(std::path::Path::new(&path)) {
+            Ok(p) => bench_ops(c, "plugin", &p),
+            Err(e) => eprintln!("skipped the plugin: {e}"),
+        }
     }
 }
 

@@ -28,10 +28,11 @@ pub struct BenchResult {
     pub samples_per_sec: f64,
     pub steps_per_sec: f64,
     pub gflops: f64,
-    pub gemm_bound_ms: f64,
-    pub gemm_bound_fraction: f64,
-    pub peak_gflops: f64,
-    pub peak_fraction: f64,
+    /// The GEMM bound and the peak; `None` (JSON `null`) with `--only-steps`, which skips them.
+    pub gemm_bound_ms: Option<f64>,
+    pub gemm_bound_fraction: Option<f64>,
+    pub peak_gflops: Option<f64>,
+    pub peak_fraction: Option<f64>,
     pub median_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
@@ -131,10 +132,10 @@ fn bench_backend(
             samples_per_sec: w.batch as f64 / median,
             steps_per_sec: 1.0 / median,
             gflops,
-            gemm_bound_ms: bound * 1e3,
-            gemm_bound_fraction: bound / median,
-            peak_gflops: peak,
-            peak_fraction: gflops / peak,
+            gemm_bound_ms: measured(bound).map(|b| b * 1e3),
+            gemm_bound_fraction: measured(bound).map(|b| b / median),
+            peak_gflops: measured(peak),
+            peak_fraction: measured(peak).map(|p| gflops / p),
             median_ms: median * 1e3,
             min_ms: min * 1e3,
             max_ms: max * 1e3,
@@ -145,13 +146,13 @@ fn bench_backend(
         if !args.json {
             let r = out.last().ok_or_else(|| Error::invalid("bench", "no result"))?;
             eprintln!(
-                "{label} {threads}T {}: {:.0} samples/s, {:.0} steps/s, {:.1} GFLOP/s, {:.0}% of the GEMM bound, {:.0}% of peak",
+                "{label} {threads}T {}: {:.0} samples/s, {:.0} steps/s, {:.1} GFLOP/s, {} of the GEMM bound, {} of peak",
                 w.name,
                 r.samples_per_sec,
                 r.steps_per_sec,
                 r.gflops,
-                100.0 * r.gemm_bound_fraction,
-                100.0 * r.peak_fraction
+                percent(r.gemm_bound_fraction),
+                percent(r.peak_fraction)
             );
         }
     }
@@ -167,10 +168,10 @@ fn bench_backend(
                 samples_per_sec: 0.0,
                 steps_per_sec: 1.0 / secs,
                 gflops,
-                gemm_bound_ms: secs * 1e3,
-                gemm_bound_fraction: 1.0,
-                peak_gflops: peak,
-                peak_fraction: gflops / peak,
+                gemm_bound_ms: Some(secs * 1e3),
+                gemm_bound_fraction: Some(1.0),
+                peak_gflops: Some(peak),
+                peak_fraction: Some(gflops / peak),
                 median_ms: secs * 1e3,
                 min_ms: secs * 1e3,
                 max_ms: secs * 1e3,
@@ -183,6 +184,16 @@ fn bench_backend(
     Ok(())
 }
 
+/// `Some(x)` for a time or rate that was measured (`--only-steps` leaves them 0).
+fn measured(x: f64) -> Option<f64> {
+    (x > 0.0).then_some(x)
+}
+
+/// `93%`, or `—` where the figure was not measured.
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or_else(|| "—".into(), |f| format!("{:.0}%", 100.0 * f))
+}
+
 /// The markdown table of the results.
 pub fn markdown(results: &[BenchResult]) -> String {
     let mut s = String::from(
@@ -190,15 +201,15 @@ pub fn markdown(results: &[BenchResult]) -> String {
     );
     for r in results {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0}% | {:.0}% | {:.4} | {:.4}–{:.4} |\n",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {:.4} | {:.4}–{:.4} |\n",
             r.backend,
             r.threads,
             r.workload,
             r.samples_per_sec,
             r.steps_per_sec,
             r.gflops,
-            100.0 * r.gemm_bound_fraction,
-            100.0 * r.peak_fraction,
+            percent(r.gemm_bound_fraction),
+            percent(r.peak_fraction),
             r.median_ms,
             r.min_ms,
             r.max_ms
@@ -225,7 +236,7 @@ fn plot_results(path: &std::path::Path, results: &[BenchResult], workloads: &[Wo
                 .filter(|r| r.backend == backend && r.threads == threads)
                 .filter_map(|r| {
                     let size = r.workload.strip_prefix(&format!("{family}-"))?.parse::<f64>().ok()?;
-                    Some((size, r.gflops, r.gflops / r.gemm_bound_fraction.max(1e-9)))
+                    Some((size, r.gflops, r.gflops / r.gemm_bound_fraction?))
                 })
                 .collect();
             if points.is_empty() {
