@@ -66,6 +66,40 @@ fn bench_ops<B: Backend<f32>>(c: &mut Criterion, name: &str, b: &B) {
     }
 }
 
+/// Element-wise passes of growing length on OpenBLAS with 1 and 2 threads (`openblas-<t>t_…`):
+/// where splitting a pass across threads starts to pay (`PARALLEL_MIN` in nabla-openblas).
+fn elementwise_threads(c: &mut Criterion) {
+    for threads in [1, 2] {
+        let b = match nabla::OpenBlas::new(Some(threads)) {
+            Ok(b) => b,
+            Err(e) => return eprintln!("skipped openblas: {e}"),
+        };
+        let name = format!("openblas-{threads}t");
+        for len in [1 << 14, 1 << 16, 1 << 18, 1 << 20] {
+            let d = Dims::new(len / 256, 256);
+            let (bias, mut z, mut a) = (data(d.cols), data(len), vec![0.0; len]);
+            c.bench_function(&format!("{name}_bias_add_activate_relu_{len}"), |bench| {
+                bench.iter(|| b.bias_add_activate(Activation::Relu, d, &bias, &mut z, &mut a).unwrap());
+            });
+            let mut delta = data(len);
+            c.bench_function(&format!("{name}_activate_grad_sigmoid_{len}"), |bench| {
+                bench.iter(|| b.activate_grad(Activation::Sigmoid, d, &z, &a, &mut delta).unwrap());
+            });
+            let u = Update {
+                rule: Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+                lr: 1e-3,
+                t: 1,
+                l2: 0.0,
+                decay: 0.0,
+            };
+            let (mut w, g, mut m, mut v) = (data(len), data(len), vec![0.0; len], vec![0.0; len]);
+            c.bench_function(&format!("{name}_update_adam_{len}"), |bench| {
+                bench.iter(|| b.update(&u, len, &mut w, &g, &mut [&mut m, &mut v]).unwrap());
+            });
+        }
+    }
+}
+
 fn ops(c: &mut Criterion) {
     bench_ops(c, "reference", &nabla::Reference);
     match nabla::OpenBlas::new(Some(1)) {
@@ -85,6 +119,6 @@ criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1));
-    targets = ops
+    targets = ops, elementwise_threads
 }
 criterion_main!(benches);

@@ -74,6 +74,8 @@ fn training_steps_allocate_nothing_after_the_first() {
         (vec![784, 512, 256, 10], Activation::Relu, Loss::SoftmaxCe, 0.0, "sgd"),
         (vec![2, 16, 16, 1], Activation::Sigmoid, Loss::Bce, 0.0, "sgd"),
         (vec![5, 17, 3], Activation::Tanh, Loss::Mse, 0.5, "adam"),
+        // Adam over a 500 × 300 layer: OpenBLAS splits the update across its 2 threads.
+        (vec![300, 500, 10], Activation::Relu, Loss::SoftmaxCe, 0.0, "adam"),
         (vec![5, 17, 3], Activation::LeakyRelu { alpha: 0.1 }, Loss::Huber { delta: 1.0 }, 0.2, "momentum"),
     ];
     for (sizes, act, loss, dropout, opt) in cases {

@@ -175,6 +175,22 @@ pub fn bias_and_sums<E: Element, B: Backend<E>>(b: &B) {
     }
 }
 
+/// `bias_add_activate` on `z` and then `activate_grad` on `g` at the result, against the reference.
+fn bias_activation_and_grad<E: Element, B: Backend<E>>(b: &B, f: Activation, d: Dims, z: &[E], bias: &[E], g: &[E]) {
+    let (mut zw, mut aw) = (z.to_vec(), vec![E::zero(); d.len()]);
+    Reference.bias_add_activate(f, d, &bias.to_vec(), &mut zw, &mut aw).unwrap();
+    let (mut zb, mut ab) = (up(b, z), b.alloc(d.len()).unwrap());
+    b.bias_add_activate(f, d, &up(b, bias), &mut zb, &mut ab).unwrap();
+    assert_close(&format!("bias_add_activate z {f} {d}"), &down(b, &zb, d.len()), &zw, tol::<E>());
+    assert_close(&format!("bias_add_activate a {f} {d}"), &down(b, &ab, d.len()), &aw, tol::<E>());
+
+    let mut want = g.to_vec();
+    Reference.activate_grad(f, d, &zw, &aw, &mut want).unwrap();
+    let mut gb = up(b, g);
+    b.activate_grad(f, d, &up(b, &zw), &up(b, &aw), &mut gb).unwrap();
+    assert_close(&format!("activate_grad {f} {d}"), &down(b, &gb, d.len()), &want, tol::<E>());
+}
+
 pub fn activations<E: Element, B: Backend<E>>(b: &B) {
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     for f in ACTIVATIONS {
@@ -190,18 +206,7 @@ pub fn activations<E: Element, B: Backend<E>>(b: &B) {
             b.activate(f, d, &up(b, &z), &mut ab).unwrap();
             assert_close(&format!("activate {f} {d}"), &down(b, &ab, d.len()), &a_want, tol::<E>());
 
-            let (mut zw, mut aw) = (z.clone(), vec![E::zero(); d.len()]);
-            Reference.bias_add_activate(f, d, &bias, &mut zw, &mut aw).unwrap();
-            let (mut zb, mut ab2) = (up(b, &z), b.alloc(d.len()).unwrap());
-            b.bias_add_activate(f, d, &up(b, &bias), &mut zb, &mut ab2).unwrap();
-            assert_close(&format!("bias_add_activate z {f} {d}"), &down(b, &zb, d.len()), &zw, tol::<E>());
-            assert_close(&format!("bias_add_activate a {f} {d}"), &down(b, &ab2, d.len()), &aw, tol::<E>());
-
-            let mut want = g.clone();
-            Reference.activate_grad(f, d, &z, &a_want, &mut want).unwrap();
-            let mut gb = up(b, &g);
-            b.activate_grad(f, d, &up(b, &z), &up(b, &a_want), &mut gb).unwrap();
-            assert_close(&format!("activate_grad {f} {d}"), &down(b, &gb, d.len()), &want, tol::<E>());
+            bias_activation_and_grad(b, f, d, &z, &bias, &g);
         }
     }
 }
@@ -261,6 +266,40 @@ pub fn optimizer_updates<E: Element, B: Backend<E>>(b: &B) {
         assert_close(&case, &down(b, &wb, len), &ww, tol::<E>());
         for (i, (sb, sw)) in bstate.iter().zip(&state).enumerate() {
             assert_close(&format!("{case} state {i}"), &down(b, sb, len), sw, tol::<E>());
+        }
+    }
+}
+
+/// Element-wise passes large enough for a backend to split them across threads (OpenBLAS does
+/// above 2 × 65,536 elements), on odd shapes so that the parts are uneven.
+pub fn large_elementwise<E: Element, B: Backend<E>>(b: &B) {
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    for d in [Dims::new(257, 1031), Dims::new(3, 70_001), Dims::new(1, 262_147)] {
+        let z = random::<E>(&mut rng, d.len(), -4.0, 4.0);
+        let bias = random::<E>(&mut rng, d.cols, -1.0, 1.0);
+        let g = random::<E>(&mut rng, d.len(), -1.0, 1.0);
+        for f in [Activation::Relu, Activation::Sigmoid, Activation::Gelu] {
+            bias_activation_and_grad(b, f, d, &z, &bias, &g);
+        }
+        let (alpha, beta) = (E::of(-0.3), E::of(0.7));
+        let mut want = bias.clone();
+        Reference.sum_rows(d, alpha, &z, beta, &mut want).unwrap();
+        let mut out = up(b, &bias);
+        b.sum_rows(d, alpha, &up(b, &z), beta, &mut out).unwrap();
+        assert_close(&format!("sum_rows {d}"), &down(b, &out, d.cols), &want, tol::<E>());
+
+        let len = d.len();
+        for u in updates() {
+            let mut state: Vec<Vec<E>> = (0..u.rule.state_count()).map(|_| random(&mut rng, len, 0.0, 0.1)).collect();
+            let mut bstate: Vec<B::Buf> = state.iter().map(|s| up(b, s)).collect();
+            let (mut ww, mut wb) = (g.clone(), up(b, &g));
+            with_state_refs(&mut state, |s| Reference.update(&u, len, &mut ww, &z, s)).unwrap();
+            with_state_refs(&mut bstate, |s| b.update(&u, len, &mut wb, &up(b, &z), s)).unwrap();
+            let case = format!("update {:?} {len}", u.rule);
+            assert_close(&case, &down(b, &wb, len), &ww, tol::<E>());
+            for (i, (sb, sw)) in bstate.iter().zip(&state).enumerate() {
+                assert_close(&format!("{case} state {i}"), &down(b, sb, len), sw, tol::<E>());
+            }
         }
     }
 }
@@ -384,6 +423,8 @@ macro_rules! conformance_suite {
             op_test!(losses, f64, losses_f64);
             op_test!(optimizer_updates, f32, updates_f32);
             op_test!(optimizer_updates, f64, updates_f64);
+            op_test!(large_elementwise, f32, large_elementwise_f32);
+            op_test!(large_elementwise, f64, large_elementwise_f64);
             op_test!(dropout, f32, dropout_f32);
             op_test!(dropout, f64, dropout_f64);
             op_test!(shape_errors, f32, shape_errors_f32);

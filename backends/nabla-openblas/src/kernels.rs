@@ -2,7 +2,9 @@
 //! vectorises (the shared `nabla_core::cpu` kernels decide the activation per element).
 //! Operand sizes are checked by the caller.
 
-use nabla_core::{Activation, Dims, Element};
+use std::ops::Range;
+
+use nabla_core::{Activation, Dims, Element, Update, cpu};
 
 use crate::simd::multiversion;
 
@@ -40,14 +42,12 @@ fn bias_add_activate_body<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mu
 }
 
 multiversion!(
-    /// `δ ← δ ⊙ σ'(z)` (element-wise activations).
-    pub fn activate_grad<E: Element>(f: Activation, d: Dims, z: &[E], a: &[E], delta: &mut [E]) => activate_grad_body
+    /// `δ ← δ ⊙ σ'(z)` (element-wise activations), over slices of equal length.
+    pub fn activate_grad<E: Element>(f: Activation, z: &[E], a: &[E], delta: &mut [E]) => activate_grad_body
 );
 
 #[inline(always)]
-fn activate_grad_body<E: Element>(f: Activation, d: Dims, z: &[E], a: &[E], delta: &mut [E]) {
-    let n = d.len();
-    let (z, a, delta) = (&z[..n], &a[..n], &mut delta[..n]);
+fn activate_grad_body<E: Element>(f: Activation, z: &[E], a: &[E], delta: &mut [E]) {
     let (zero, one) = (E::zero(), E::one());
     match f {
         Activation::Identity => {}
@@ -63,21 +63,32 @@ fn activate_grad_body<E: Element>(f: Activation, d: Dims, z: &[E], a: &[E], delt
 }
 
 multiversion!(
-    /// `out[c] ← α Σ_r x[r, c] + β out[c]`.
-    pub fn sum_rows<E: Element>(d: Dims, alpha: E, x: &[E], beta: E, out: &mut [E]) => sum_rows_body
+    /// `out[c] ← α Σ_r x[r, c] + β out[c]` for the columns `c` in `cols` (`out` holds just those).
+    pub fn sum_rows<E: Element>(d: Dims, cols: Range<usize>, alpha: E, x: &[E], beta: E, out: &mut [E]) => sum_rows_body
 );
 
 #[inline(always)]
-fn sum_rows_body<E: Element>(d: Dims, alpha: E, x: &[E], beta: E, out: &mut [E]) {
-    let out = &mut out[..d.cols];
+fn sum_rows_body<E: Element>(d: Dims, cols: Range<usize>, alpha: E, x: &[E], beta: E, out: &mut [E]) {
+    let out = &mut out[..cols.len()];
     if beta == E::zero() {
         out.fill(E::zero());
     } else if beta != E::one() {
         out.iter_mut().for_each(|o| *o = beta * *o);
     }
     for row in x[..d.len()].chunks_exact(d.cols) {
-        out.iter_mut().zip(row).for_each(|(o, &x)| *o = *o + alpha * x);
+        out.iter_mut().zip(&row[cols.clone()]).for_each(|(o, &x)| *o = *o + alpha * x);
     }
+}
+
+multiversion!(
+    /// One optimizer step over slices of equal length (`nabla_core::cpu::update`), compiled for
+    /// the CPU's vector width.
+    pub fn update<E: Element>(u: &Update, w: &mut [E], g: &[E], s0: &mut [E], s1: &mut [E]) => update_body
+);
+
+#[inline(always)]
+fn update_body<E: Element>(u: &Update, w: &mut [E], g: &[E], s0: &mut [E], s1: &mut [E]) {
+    cpu::update(u, w, g, s0, s1)
 }
 
 multiversion!(

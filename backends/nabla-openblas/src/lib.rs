@@ -9,6 +9,7 @@ extern crate openblas_src;
 mod kernels;
 mod simd;
 mod small;
+mod team;
 
 pub use simd::{Level, level};
 
@@ -16,6 +17,8 @@ use nabla_core::backend::{Backend, Dims, Gemm, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, cpu};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
+use std::sync::Arc;
+use team::Team;
 
 unsafe extern "C" {
     fn openblas_set_num_threads(n: std::ffi::c_int);
@@ -26,7 +29,21 @@ unsafe extern "C" {
 #[derive(Clone, Debug)]
 pub struct OpenBlas {
     threads: usize,
+    /// The threads of the element-wise kernels (as many as `threads`, the caller's included).
+    team: Arc<Team>,
 }
+
+/// An element-wise pass is cut into one part per thread only when every part gets at least this
+/// many elements. Waking a sleeping worker costs ~14 µs on the 2-vCPU development machine, so a
+/// pass must take ~30 µs on one thread before a second can help: at 2¹⁸ elements two threads
+/// take bias + ReLU from 41 to 34 µs and an Adam update from 158 to 119 µs, at 2²⁰ from 218 to
+/// 108 µs and from 688 to 504 µs; at 2¹⁶ they lose (11 → 21 µs). `cargo bench --bench ops --
+/// openblas-` measures it (see `docs/performance.md`).
+const PARALLEL_MIN: usize = 1 << 17;
+
+/// Parts start on multiples of this many elements (a cache line of f32, half one of f64's AVX-512
+/// vectors), so no two threads write the same line.
+const PARALLEL_ALIGN: usize = 16;
 
 impl OpenBlas {
     /// A backend using `threads` BLAS threads (`None`: one per core). OpenBLAS's thread count
@@ -41,7 +58,9 @@ impl OpenBlas {
             .map_err(|_| Error::invalid("threads", format!("{threads} is too many")))?;
         // SAFETY: plain setter of OpenBLAS's global thread count; any positive value is valid.
         unsafe { openblas_set_num_threads(n) };
-        Ok(OpenBlas { threads })
+        let team = Team::new(threads)
+            .map_err(|e| Error::backend("openblas", format!("cannot start {threads} element-wise threads: {e}")))?;
+        Ok(OpenBlas { threads, team: Arc::new(team) })
     }
 
     /// The number of BLAS threads.
@@ -129,7 +148,10 @@ impl<E: Element> Backend<E> for OpenBlas {
         check::bias("bias_add_activate", d, bias.len())?;
         check::matrices("bias_add_activate", d, &[("z", z.len()), ("a", a.len())])?;
         if !d.is_empty() {
-            kernels::bias_add_activate(f, d, bias, z, a);
+            let n = d.len();
+            self.team.split_mut(n, d.cols, PARALLEL_MIN, [&mut z[..n], &mut a[..n]], |r, [z, a]| {
+                kernels::bias_add_activate(f, Dims::new(r.len() / d.cols, d.cols), bias, z, a);
+            });
         }
         Ok(())
     }
@@ -139,14 +161,21 @@ impl<E: Element> Backend<E> for OpenBlas {
             return cpu::activate_grad(f, d, z, a, delta);
         }
         check::matrices("activate_grad", d, &[("z", z.len()), ("a", a.len()), ("delta", delta.len())])?;
-        kernels::activate_grad(f, d, z, a, delta);
+        let n = d.len();
+        self.team.split_mut(n, PARALLEL_ALIGN, PARALLEL_MIN, [&mut delta[..n]], |r, [delta]| {
+            kernels::activate_grad(f, &z[r.clone()], &a[r], delta);
+        });
         Ok(())
     }
 
     fn sum_rows(&self, d: Dims, alpha: E, x: &Vec<E>, beta: E, out: &mut Vec<E>) -> Result<()> {
         check::matrices("sum_rows", d, &[("x", x.len())])?;
         check::bias("sum_rows", d, out.len())?;
-        kernels::sum_rows(d, alpha, x, beta, out);
+        // Each thread sums a range of columns over all rows.
+        let min_cols = PARALLEL_MIN.div_ceil(d.rows.max(1));
+        self.team.split_mut(d.cols, PARALLEL_ALIGN, min_cols, [&mut out[..d.cols]], |cols, [out]| {
+            kernels::sum_rows(d, cols, alpha, x, beta, out);
+        });
         Ok(())
     }
 
@@ -172,7 +201,20 @@ impl<E: Element> Backend<E> for OpenBlas {
     }
 
     fn update(&self, u: &Update, len: usize, w: &mut Vec<E>, g: &Vec<E>, state: &mut [&mut Vec<E>]) -> Result<()> {
-        cpu::update_vecs(u, len, w, g, state)
+        check::elementwise("update", len, &[("w", w.len()), ("g", g.len())])?;
+        check::state(len, u.rule.state_count(), state.iter().map(|s| s.len()))?;
+        let (w, g) = (&mut w[..len], &g[..len]);
+        let (t, at, min) = (&self.team, PARALLEL_ALIGN, PARALLEL_MIN);
+        match state {
+            [] => t.split_mut(len, at, min, [w], |r, [w]| kernels::update(u, w, &g[r], &mut [], &mut [])),
+            [s0] => {
+                t.split_mut(len, at, min, [w, &mut s0[..len]], |r, [w, s0]| kernels::update(u, w, &g[r], s0, &mut []))
+            }
+            [s0, s1, ..] => t.split_mut(len, at, min, [w, &mut s0[..len], &mut s1[..len]], |r, [w, s0, s1]| {
+                kernels::update(u, w, &g[r], s0, s1)
+            }),
+        }
+        Ok(())
     }
 
     fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut Vec<E>) -> Result<()> {

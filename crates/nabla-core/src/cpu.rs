@@ -193,6 +193,8 @@ pub fn loss<E: Element>(l: Loss, d: Dims, out: &[E], target: &[E], grad: &mut [E
 }
 
 /// One optimizer step over a whole tensor (see [`crate::update::Rule`] for the formulas).
+/// `#[inline(always)]` so that a backend can compile it for wider vector units (nabla-openblas).
+#[inline(always)]
 pub fn update<E: Element>(u: &Update, w: &mut [E], g: &[E], s0: &mut [E], s1: &mut [E]) {
     let lr = E::of(u.lr);
     let l2 = E::of(u.l2);
