@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use nabla_core::{Activation, Dims, Element, Update, cpu};
 
-use crate::simd::multiversion;
+use crate::simd::{LANES, multiversion};
 
 multiversion!(
     /// `z ← z ⊕ b`, `a ← σ(z)` in one pass (element-wise activations).
@@ -17,10 +17,21 @@ multiversion!(
 fn bias_add_activate_body<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mut [E], a: &mut [E]) {
     let rows = z[..d.len()].chunks_exact_mut(d.cols).zip(a[..d.len()].chunks_exact_mut(d.cols));
     let bias = &bias[..d.cols];
+    // Each row in whole vectors of LANES, then its tail.
     macro_rules! each {
         (|$v:ident| $e:expr) => {
             for (z, a) in rows {
-                for ((z, a), &b) in z.iter_mut().zip(a.iter_mut()).zip(bias) {
+                let (mut zs, mut as_, mut bs) =
+                    (z.chunks_exact_mut(LANES), a.chunks_exact_mut(LANES), bias.chunks_exact(LANES));
+                for ((z, a), b) in (&mut zs).zip(&mut as_).zip(&mut bs) {
+                    for l in 0..LANES {
+                        let $v = z[l] + b[l];
+                        z[l] = $v;
+                        a[l] = $e;
+                    }
+                }
+                let tail = zs.into_remainder().iter_mut().zip(as_.into_remainder()).zip(bs.remainder());
+                for ((z, a), &b) in tail {
                     let $v = *z + b;
                     *z = $v;
                     *a = $e;
@@ -75,8 +86,24 @@ fn sum_rows_body<E: Element>(d: Dims, cols: Range<usize>, alpha: E, x: &[E], bet
     } else if beta != E::one() {
         out.iter_mut().for_each(|o| *o = beta * *o);
     }
-    for row in x[..d.len()].chunks_exact(d.cols) {
-        out.iter_mut().zip(&row[cols.clone()]).for_each(|(o, &x)| *o = *o + alpha * x);
+    // A vector of LANES columns at a time, its sums kept in registers down all the rows.
+    let rows = x[..d.len()].chunks_exact(d.cols);
+    for (block, out) in out.chunks_mut(LANES).enumerate() {
+        let first = cols.start + block * LANES;
+        let mut sums = [E::zero(); LANES];
+        if out.len() == LANES {
+            for row in rows.clone() {
+                let x = &row[first..][..LANES];
+                for l in 0..LANES {
+                    sums[l] = sums[l] + x[l];
+                }
+            }
+        } else {
+            for row in rows.clone() {
+                sums.iter_mut().zip(&row[first..first + out.len()]).for_each(|(s, &x)| *s = *s + x);
+            }
+        }
+        out.iter_mut().zip(sums).for_each(|(o, s)| *o = *o + alpha * s);
     }
 }
 

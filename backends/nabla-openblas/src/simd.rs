@@ -46,19 +46,29 @@ fn detect() -> Level {
 
 /// `multiversion!(pub fn name<E: Bound>(args…) -> Ret => body);` defines `name`, which calls the
 /// `#[inline(always)]` function `body` compiled for the best [`Level`] of this CPU.
+/// `=> fused body` calls `body::<E, FMA>` instead, with `FMA` true in the AVX2 and AVX-512
+/// copies, for bodies that multiply-add through [`mul_add`].
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident<$E:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        $crate::simd::multiversion!(@ $(#[$meta])* $vis fn $name<$E: $bound>($($arg: $ty),*) $(-> $ret)?
+            => $body::<$E>, $body::<$E>);
+    };
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<$E:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => fused $body:ident) => {
+        $crate::simd::multiversion!(@ $(#[$meta])* $vis fn $name<$E: $bound>($($arg: $ty),*) $(-> $ret)?
+            => $body::<$E, true>, $body::<$E, false>);
+    };
+    (@ $(#[$meta:meta])* $vis:vis fn $name:ident<$E:ident: $bound:path>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $vector:expr, $baseline:expr) => {
         $(#[$meta])*
         $vis fn $name<$E: $bound>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
                 fn avx512<$E: $bound>($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    $vector($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2<$E: $bound>($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    $vector($($arg),*)
                 }
                 match $crate::simd::level() {
                     // SAFETY: `level()` checked at run time that the CPU has these features.
@@ -68,9 +78,22 @@ macro_rules! multiversion {
                     $crate::simd::Level::Generic => {}
                 }
             }
-            $body($($arg),*)
+            $baseline($($arg),*)
         }
     };
 }
 
 pub(crate) use multiversion;
+
+/// Elements a kernel handles as one vector (an AVX2 register of f32). Loops over short rows (W2's
+/// are 16 wide) are written over fixed chunks of `LANES`: a plain loop is vectorised in blocks of
+/// several vectors, and a row shorter than a block runs entirely in its scalar tail.
+pub(crate) const LANES: usize = 8;
+
+/// `a·b + c`: one fused multiply-add where `FMA` says the code is compiled for a CPU that has the
+/// instruction (see [`multiversion!`]), a multiply and an add otherwise (`mul_add` without
+/// hardware FMA is a slow library call).
+#[inline(always)]
+pub(crate) fn mul_add<E: nabla_core::Element, const FMA: bool>(a: E, b: E, c: E) -> E {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
