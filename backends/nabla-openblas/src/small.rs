@@ -265,17 +265,25 @@ fn store<E: Element>(
     alpha: E,
     beta: E,
 ) {
+    // A whole tile: fixed trip counts, so the accumulators go out as whole vectors.
+    if rows == MR && cols == NR {
+        for (r, acc_row) in acc.iter().enumerate() {
+            let c_row = &mut c[(i0 + r) * n + j0..][..NR];
+            if beta == E::zero() {
+                for l in 0..NR {
+                    c_row[l] = alpha * acc_row[l];
+                }
+            } else {
+                for l in 0..NR {
+                    c_row[l] = alpha * acc_row[l] + beta * c_row[l];
+                }
+            }
+        }
+        return;
+    }
     for (r, acc_row) in acc.iter().enumerate().take(rows) {
         let c_row = &mut c[(i0 + r) * n + j0..][..cols];
-        if cols == NR && beta == E::zero() {
-            for l in 0..NR {
-                c_row[l] = alpha * acc_row[l];
-            }
-        } else if cols == NR {
-            for l in 0..NR {
-                c_row[l] = alpha * acc_row[l] + beta * c_row[l];
-            }
-        } else if beta == E::zero() {
+        if beta == E::zero() {
             c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v);
         } else {
             c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v + beta * *c);
