@@ -2,9 +2,10 @@
 //!
 //! `eˣ = 2ⁿ · eʳ` with `n = round(x / ln 2)` and `r = x − n ln 2` (`│r│ ≤ ln2/2`, `ln 2` split in
 //! a high and a low part so that `r` is exact), `eʳ` from a polynomial, and `2ⁿ` built from its
-//! exponent bits. Relative error: about 2 ulp in f32 (Cephes' minimax polynomial), about 1e-16
-//! in f64 (Taylor to degree 13). Inputs are clamped to the range where `2ⁿ` is a normal number;
-//! NaN stays NaN.
+//! exponent bits. Relative error: about 2 ulp in f32 (Cephes' minimax polynomial, evaluated by
+//! Estrin's scheme — pairs of terms, then powers of `r²` — so that its chain of dependent
+//! operations is 3 deep instead of Horner's 6), about 1e-16 in f64 (Taylor to degree 13).
+//! Inputs are clamped to the range where `2ⁿ` is a normal number; NaN stays NaN.
 
 /// `eˣ` computed by plain arithmetic (see the module docs for its accuracy and range).
 pub trait ExpFast: Sized {
@@ -20,13 +21,13 @@ impl ExpFast for f32 {
         let t = x * std::f32::consts::LOG2_E + ROUND;
         let n = t - ROUND;
         let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-        let mut p = 1.987_569_1e-4_f32;
-        p = p * r + 1.398_2e-3;
-        p = p * r + 8.333_452e-3;
-        p = p * r + 4.166_579_6e-2;
-        p = p * r + 0.166_666_65;
-        p = p * r + 0.5;
-        let e_r = p * r * r + r + 1.0;
+        // p(r) = c₀ + c₁r + … + c₅r⁵, Estrin: (c₀ + c₁r) + r²((c₂ + c₃r) + r²(c₄ + c₅r)).
+        let r2 = r * r;
+        let p01 = 0.5 + 0.166_666_65 * r;
+        let p23 = 4.166_579_6e-2 + 8.333_452e-3 * r;
+        let p45 = 1.398_2e-3 + 1.987_569_1e-4_f32 * r;
+        let p = p01 + r2 * (p23 + r2 * p45);
+        let e_r = p * r2 + r + 1.0;
         let bits = (t.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23;
         let y = e_r * f32::from_bits(bits as u32);
         if self.is_nan() { self } else { y }
