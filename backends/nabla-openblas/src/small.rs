@@ -104,32 +104,53 @@ fn narrow_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E],
     }
 }
 
-/// Copies `rows × cols` values `at(r, c)` into `buf` row-major with rows of `stride` elements,
-/// zero-padding each row to `stride` and adding zero rows up to `rows_padded`; returns the
-/// initialised slice.
+/// Copies a `rows × cols` matrix into `buf` row-major with rows of `stride` elements, each
+/// zero-padded from `cols` to `stride`; returns the initialised slice. `src` holds the matrix
+/// row-major (`Trans::No`) or its transpose, `cols × rows` row-major (`Trans::Yes`: each row of
+/// `src` is scattered down a column of `buf`).
 #[inline(always)]
-fn pack<E: Element>(
-    buf: &mut [MaybeUninit<E>; PACK],
+fn pack<'b, E: Element>(
+    buf: &'b mut [MaybeUninit<E>; PACK],
+    src: &[E],
+    t: Trans,
     rows: usize,
     cols: usize,
-    rows_padded: usize,
     stride: usize,
-    at: impl Fn(usize, usize) -> E,
-) -> &[E] {
-    for r in 0..rows {
-        let row = &mut buf[r * stride..][..stride];
-        for (c, slot) in row.iter_mut().enumerate().take(cols) {
-            slot.write(at(r, c));
+) -> &'b [E] {
+    let dst = &mut buf[..rows * stride];
+    match t {
+        Trans::No => {
+            for (d, s) in dst.chunks_exact_mut(stride).zip(src[..rows * cols].chunks_exact(cols)) {
+                d.iter_mut().zip(s).for_each(|(d, &v)| {
+                    d.write(v);
+                });
+            }
         }
-        row[cols..].iter_mut().for_each(|slot| {
-            slot.write(E::zero());
+        // Scattered a row of `src` at a time, or gathered a row of `buf` at a time: whichever
+        // starts fewer strided iterators.
+        Trans::Yes if rows >= cols => {
+            for (c, s) in src[..cols * rows].chunks_exact(rows).enumerate() {
+                dst[c..].iter_mut().step_by(stride).zip(s).for_each(|(d, &v)| {
+                    d.write(v);
+                });
+            }
+        }
+        Trans::Yes => {
+            for (r, d) in dst.chunks_exact_mut(stride).enumerate() {
+                d[..cols].iter_mut().zip(src[r..cols * rows].iter().step_by(rows)).for_each(|(d, &v)| {
+                    d.write(v);
+                });
+            }
+        }
+    }
+    for row in dst.chunks_exact_mut(stride) {
+        row[cols..].iter_mut().for_each(|d| {
+            d.write(E::zero());
         });
     }
-    buf[rows * stride..rows_padded * stride].iter_mut().for_each(|slot| {
-        slot.write(E::zero());
-    });
-    // SAFETY: the loops above wrote every one of the first `rows_padded * stride` elements.
-    unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<E>(), rows_padded * stride) }
+    // SAFETY: the loops above wrote every one of the first `rows * stride` elements: columns
+    // `0..cols` of every row from `src`, the rest with zeros.
+    unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<E>(), rows * stride) }
 }
 
 #[inline(always)]
@@ -141,15 +162,15 @@ fn tiled_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E], 
     // Rows of op(B) are read in place when whole tiles wide; otherwise packed (and padded).
     let (pb, stride) = match tb {
         Trans::No if n % NR == 0 => (&b[..k * n], n),
-        Trans::No => (pack(&mut b_buf, k, n, k, np, |p, j| b[p * n + j]), np),
-        Trans::Yes => (pack(&mut b_buf, k, n, k, np, |p, j| b[j * k + p]), np),
+        Trans::No => (pack(&mut b_buf, b, Trans::No, k, n, np), np),
+        Trans::Yes => (pack(&mut b_buf, b, Trans::Yes, k, n, np), np),
     };
     // A transposed holds the MR values of a tile's column p side by side in its row p: read in
     // place when the rows come in whole tiles; A as stored is read a row per accumulator row.
     match ta {
         Trans::Yes if m % MR == 0 => tiles::<E, true, FMA>(a, m, m, pb, stride, s, alpha, beta, c),
         Trans::Yes => {
-            let pa = pack(&mut a_buf, k, m, k, mp, |p, i| a[p * m + i]);
+            let pa = pack(&mut a_buf, a, Trans::No, k, m, mp);
             tiles::<E, true, FMA>(pa, mp, m, pb, stride, s, alpha, beta, c);
         }
         Trans::No => tiles::<E, false, FMA>(a, k, m, pb, stride, s, alpha, beta, c),
@@ -246,15 +267,33 @@ fn tiles<E: Element, const COLUMNS: bool, const FMA: bool>(
                     }
                 }
             }
-            store(&acc, c, n, i0, j0, MR.min(m - i0), NR.min(n - j0), alpha, beta);
+            if i0 + MR <= m && j0 + NR <= n {
+                // A whole tile, with fixed trip counts, so the accumulators stay in registers.
+                for (r, acc_row) in acc.iter().enumerate() {
+                    let c_row = &mut c[(i0 + r) * n + j0..][..NR];
+                    if beta == E::zero() {
+                        for l in 0..NR {
+                            c_row[l] = alpha * acc_row[l];
+                        }
+                    } else {
+                        for l in 0..NR {
+                            c_row[l] = alpha * acc_row[l] + beta * c_row[l];
+                        }
+                    }
+                }
+            } else {
+                // An edge tile goes through a copy, indexed by its valid size.
+                let edge = acc;
+                store_edge(&edge, c, n, i0, j0, m - i0, (n - j0).min(NR), alpha, beta);
+            }
         }
     }
 }
 
-/// Writes the valid `rows × cols` corner of a tile to `C` at `(i0, j0)`: `C ← α acc + β C`.
+/// Writes the valid `rows × cols` corner of an edge tile to `C` at `(i0, j0)`: `C ← α acc + β C`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn store<E: Element>(
+fn store_edge<E: Element>(
     acc: &[[E; NR]; MR],
     c: &mut [E],
     n: usize,
@@ -265,22 +304,6 @@ fn store<E: Element>(
     alpha: E,
     beta: E,
 ) {
-    // A whole tile: fixed trip counts, so the accumulators go out as whole vectors.
-    if rows == MR && cols == NR {
-        for (r, acc_row) in acc.iter().enumerate() {
-            let c_row = &mut c[(i0 + r) * n + j0..][..NR];
-            if beta == E::zero() {
-                for l in 0..NR {
-                    c_row[l] = alpha * acc_row[l];
-                }
-            } else {
-                for l in 0..NR {
-                    c_row[l] = alpha * acc_row[l] + beta * c_row[l];
-                }
-            }
-        }
-        return;
-    }
     for (r, acc_row) in acc.iter().enumerate().take(rows) {
         let c_row = &mut c[(i0 + r) * n + j0..][..cols];
         if beta == E::zero() {
