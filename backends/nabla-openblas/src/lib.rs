@@ -171,6 +171,9 @@ impl<E: Element> Backend<E> for OpenBlas {
     fn sum_rows(&self, d: Dims, alpha: E, x: &Vec<E>, beta: E, out: &mut Vec<E>) -> Result<()> {
         check::matrices("sum_rows", d, &[("x", x.len())])?;
         check::bias("sum_rows", d, out.len())?;
+        if d.cols == 0 {
+            return Ok(());
+        }
         // Each thread sums a range of columns over all rows.
         let min_cols = PARALLEL_MIN.div_ceil(d.rows.max(1));
         self.team.split_mut(d.cols, PARALLEL_ALIGN, min_cols, [&mut out[..d.cols]], |cols, [out]| {
@@ -219,5 +222,27 @@ impl<E: Element> Backend<E> for OpenBlas {
 
     fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut Vec<E>) -> Result<()> {
         cpu::dropout_mask(len, rate, seed, mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_matrices_are_no_ops() {
+        let b = OpenBlas::new(Some(2)).unwrap();
+        for d in [Dims::new(3, 0), Dims::new(0, 5)] {
+            let (x, mut y, mut out) = (vec![1.0_f32; 5], vec![1.0_f32; 5], vec![2.0_f32; 5]);
+            b.sum_rows(d, 1.0, &x, 0.0, &mut out).unwrap();
+            assert_eq!(out[d.cols..], [2.0; 5][d.cols..], "{d}");
+            b.bias_add_activate(Activation::Sigmoid, d, &x, &mut y.clone(), &mut out).unwrap();
+            b.activate_grad(Activation::Relu, d, &x, &x, &mut y).unwrap();
+            assert_eq!(y, [1.0; 5]);
+        }
+        let u = Update { rule: nabla_core::Rule::Sgd, lr: 0.1, t: 1, l2: 0.0, decay: 0.0 };
+        let mut w = vec![1.0_f32; 3];
+        b.update(&u, 0, &mut w, &vec![1.0; 3], &mut []).unwrap();
+        assert_eq!(w, [1.0; 3]);
     }
 }
