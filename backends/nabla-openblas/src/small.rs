@@ -6,7 +6,9 @@
 //! vector registers for the whole `p` loop. Operands are read in place wherever the kernel's
 //! reads are contiguous (rows of `op(B)` a whole number of tiles wide; `A` as stored, or
 //! transposed with whole tiles of rows); otherwise they are packed on the stack, transposed and
-//! padded with zeros to whole tiles. Only the valid part of a tile is stored.
+//! padded with zeros to whole tiles. Whole tiles are stored straight from the registers; an edge
+//! tile stores only its valid part. Products with a single row or a few columns of `C` take their
+//! own paths (see [`gemm`]). Every path is checked against the triple loop in the tests below.
 
 use std::mem::MaybeUninit;
 
