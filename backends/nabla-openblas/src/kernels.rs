@@ -10,11 +10,11 @@ use crate::simd::{LANES, multiversion};
 
 multiversion!(
     /// `z ← z ⊕ b`, `a ← σ(z)` in one pass (element-wise activations).
-    pub fn bias_add_activate<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mut [E], a: &mut [E]) => bias_add_activate_body
+    pub fn bias_add_activate<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mut [E], a: &mut [E]) => fused bias_add_activate_body
 );
 
 #[inline(always)]
-fn bias_add_activate_body<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mut [E], a: &mut [E]) {
+fn bias_add_activate_body<E: Element, const FMA: bool>(f: Activation, d: Dims, bias: &[E], z: &mut [E], a: &mut [E]) {
     let rows = z[..d.len()].chunks_exact_mut(d.cols).zip(a[..d.len()].chunks_exact_mut(d.cols));
     let bias = &bias[..d.cols];
     // Each row in whole vectors of LANES, then its tail.
@@ -47,7 +47,7 @@ fn bias_add_activate_body<E: Element>(f: Activation, d: Dims, bias: &[E], z: &mu
             let alpha = E::of(alpha);
             each!(|v| if v < zero { alpha * v } else { v })
         }
-        Activation::Sigmoid => each!(|v| v.sigmoid_fast()),
+        Activation::Sigmoid => each!(|v| v.sigmoid_fast::<FMA>()),
         _ => each!(|v| f.apply(v)),
     }
 }
@@ -124,11 +124,11 @@ multiversion!(
     /// `(C, correct)`. The logarithms are taken of products of up to 16 factors `1 + e^−│z│ ∈ (1, 2]`
     /// (at most 2¹⁶, exact to a few ulp), so a batch needs a handful of `ln` calls, not one per
     /// element, and the exponentials vectorise.
-    pub fn bce<E: Element>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) => bce_body
+    pub fn bce<E: Element>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) => fused bce_body
 );
 
 #[inline(always)]
-fn bce_body<E: Element>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) {
+fn bce_body<E: Element, const FMA: bool>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) {
     let n = z.len().max(1);
     let scale = E::one() / E::of(n as f64);
     let (zero, half, one) = (E::zero(), E::of(0.5), E::one());
@@ -136,7 +136,7 @@ fn bce_body<E: Element>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) {
     for ((z, y), g) in z.chunks(16).zip(y.chunks(16)).zip(grad.chunks_mut(16)) {
         let mut product = one;
         for ((&z, &y), g) in z.iter().zip(y).zip(g.iter_mut()) {
-            let e = (-z.abs()).exp_fast();
+            let e = (-z.abs()).exp_fast::<FMA>();
             product = product * (one + e);
             linear = linear + z.max(zero) - z * y;
             // sigmoid(z) from the same exponential: 1/(1+e) for z ≥ 0, e/(1+e) otherwise.

@@ -90,10 +90,4 @@ pub(crate) use multiversion;
 /// several vectors, and a row shorter than a block runs entirely in its scalar tail.
 pub(crate) const LANES: usize = 8;
 
-/// `a·b + c`: one fused multiply-add where `FMA` says the code is compiled for a CPU that has the
-/// instruction (see [`multiversion!`]), a multiply and an add otherwise (`mul_add` without
-/// hardware FMA is a slow library call).
-#[inline(always)]
-pub(crate) fn mul_add<E: nabla_core::Element, const FMA: bool>(a: E, b: E, c: E) -> E {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
-}
+pub(crate) use nabla_core::fastmath::mul_add;

@@ -21,33 +21,42 @@ use crate::simd::{LANES, mul_add, multiversion};
 const MR: usize = 4;
 /// Columns of a tile (two AVX2 vectors of f32, four of f64).
 const NR: usize = 16;
-/// Columns of C at most for the [`narrow`] path.
+/// Columns of C at most for a product to be computed as `Cᵀ` (see [`is_narrow`]).
 const NARROW: usize = 4;
-/// Rows of C that [`narrow`] accumulates at a time.
-const BLOCK: usize = 64;
-/// Elements of each stack buffer.
+/// Elements of the stack buffer for a packed B.
 const PACK: usize = 1536;
 /// Products with at most this many multiply-adds take the small path.
 const MAX_WORK: usize = 32 * 32 * 32;
 
-/// Whether `s` takes the small path (small enough, and its padded operands fit the buffers).
+/// Whether `s` takes the small path (small enough, and a padded B fits the buffer).
 pub fn fits(s: &Gemm) -> bool {
-    let (mp, np) = (s.m.next_multiple_of(MR), s.n.next_multiple_of(NR));
-    s.m * s.n * s.k <= MAX_WORK && mp * s.k <= PACK && s.k * np <= PACK && s.k > 0 && s.m > 0 && s.n > 0
+    let t = if is_narrow(s) { transposed(s) } else { *s };
+    s.m * s.n * s.k <= MAX_WORK && t.k * t.n.next_multiple_of(NR) <= PACK && s.k > 0 && s.m > 0 && s.n > 0
+}
+
+/// Whether `C` has only a few columns and `A` is transposed (as in `∂C/∂W¹ = δᵀX` for 2
+/// inputs): tiles of `Cᵀ = op(B)ᵀ·op(A)ᵀ` then fill their vectors, and read A's rows in place.
+fn is_narrow(s: &Gemm) -> bool {
+    s.n <= NARROW && s.ta == Trans::Yes && s.m > 1
+}
+
+/// The product that gives `Cᵀ`: `op(B)ᵀ·op(A)ᵀ`, with the operands swapped.
+fn transposed(s: &Gemm) -> Gemm {
+    let flip = |t| if t == Trans::No { Trans::Yes } else { Trans::No };
+    Gemm { ta: flip(s.tb), tb: flip(s.ta), m: s.n, n: s.m, k: s.k }
 }
 
 /// `C ← α·op(A)·op(B) + β·C` for shapes that [`fits`]; operand sizes already checked.
 /// Tiles `MR × NR` would waste most of their lanes on a row of C (m = 1) or on a few columns, so:
 /// - a row of C (m = 1; the row of op(A) is `a` as stored, either way) or a column of C with A as
 ///   stored (n = 1; the column of op(B) is `b`) is a [`vector_product`];
-/// - a few columns with A transposed (n ≤ [`NARROW`], as in `∂C/∂W¹ = δᵀX` for 2 inputs) go
-///   column by column through [`narrow`], which reads A's rows in place;
+/// - a few columns with A transposed (see [`is_narrow`]) are computed as `Cᵀ`, [`tiled`] too;
 /// - the rest is [`tiled`].
 pub fn gemm<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
     if s.m == 1 || (s.n == 1 && s.ta == Trans::No) {
         vector_product(s, alpha, a, b, beta, c);
-    } else if s.n <= NARROW && s.ta == Trans::Yes {
-        narrow(s, alpha, a, b, beta, c);
+    } else if is_narrow(&s) {
+        tiled_transposed(transposed(&s), alpha, b, a, beta, c);
     } else {
         tiled(s, alpha, a, b, beta, c);
     }
@@ -59,13 +68,13 @@ multiversion!(
 );
 
 multiversion!(
-    /// [`gemm`] with `m = 1`, or `n = 1` and A as stored.
-    fn vector_product<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) => fused vector_product_body
+    /// [`gemm`] in `MR × NR` tiles, into `C` stored transposed (`n × m` row-major).
+    fn tiled_transposed<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) => fused tiled_transposed_body
 );
 
 multiversion!(
-    /// [`gemm`] with A transposed and `n ≤ NARROW`.
-    fn narrow<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) => fused narrow_body
+    /// [`gemm`] with `m = 1`, or `n = 1` and A as stored.
+    fn vector_product<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) => fused vector_product_body
 );
 
 #[inline(always)]
@@ -81,35 +90,9 @@ fn vector_product_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], 
     }
 }
 
-/// `C[:, j] ← α Σ_p op(B)[p, j] A[p, :] + β C[:, j]` (A stored `k × m`), in blocks of
-/// [`BLOCK`] rows accumulated on the stack.
-#[inline(always)]
-fn narrow_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
-    let Gemm { tb, m, n, k, .. } = s;
-    for i0 in (0..m).step_by(BLOCK) {
-        let rows = BLOCK.min(m - i0);
-        for j in 0..n {
-            let mut acc = [E::zero(); BLOCK];
-            let acc = &mut acc[..rows];
-            for p in 0..k {
-                let w = match tb {
-                    Trans::No => b[p * n + j],
-                    Trans::Yes => b[j * k + p],
-                };
-                axpy::<E, FMA>(w, &a[p * m + i0..][..rows], acc);
-            }
-            for (i, &v) in acc.iter().enumerate() {
-                let c = &mut c[(i0 + i) * n + j];
-                *c = if beta == E::zero() { alpha * v } else { alpha * v + beta * *c };
-            }
-        }
-    }
-}
-
 /// Copies a `rows × cols` matrix into `buf` row-major with rows of `stride` elements, each
 /// zero-padded from `cols` to `stride`; returns the initialised slice. `src` holds the matrix
-/// row-major (`Trans::No`) or its transpose, `cols × rows` row-major (`Trans::Yes`: each row of
-/// `src` is scattered down a column of `buf`).
+/// row-major (`Trans::No`) or its transpose, `cols × rows` row-major (`Trans::Yes`).
 #[inline(always)]
 fn pack<'b, E: Element>(
     buf: &'b mut [MaybeUninit<E>; PACK],
@@ -128,20 +111,14 @@ fn pack<'b, E: Element>(
                 });
             }
         }
-        // Scattered a row of `src` at a time, or gathered a row of `buf` at a time: whichever
-        // starts fewer strided iterators.
-        Trans::Yes if rows >= cols => {
-            for (c, s) in src[..cols * rows].chunks_exact(rows).enumerate() {
-                dst[c..].iter_mut().step_by(stride).zip(s).for_each(|(d, &v)| {
-                    d.write(v);
-                });
-            }
-        }
+        // Gathered a row of `buf` at a time.
         Trans::Yes => {
+            let src = &src[..cols * rows];
             for (r, d) in dst.chunks_exact_mut(stride).enumerate() {
-                d[..cols].iter_mut().zip(src[r..cols * rows].iter().step_by(rows)).for_each(|(d, &v)| {
-                    d.write(v);
-                });
+                for (c, d) in d[..cols].iter_mut().enumerate() {
+                    // SAFETY: `c < cols` and `r < rows`, so `c·rows + r < cols·rows = src.len()`.
+                    d.write(unsafe { *src.get_unchecked(c * rows + r) });
+                }
             }
         }
     }
@@ -157,9 +134,26 @@ fn pack<'b, E: Element>(
 
 #[inline(always)]
 fn tiled_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
+    tiles_of::<E, FMA, false>(s, alpha, a, b, beta, c);
+}
+
+#[inline(always)]
+fn tiled_transposed_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
+    tiles_of::<E, FMA, true>(s, alpha, a, b, beta, c);
+}
+
+/// Lays out the operands for [`tiles`]: B packed unless its rows can be read in place.
+#[inline(always)]
+fn tiles_of<E: Element, const FMA: bool, const TRANSPOSED: bool>(
+    s: Gemm,
+    alpha: E,
+    a: &[E],
+    b: &[E],
+    beta: E,
+    c: &mut [E],
+) {
     let Gemm { ta, tb, m, n, k } = s;
-    let (mp, np) = (m.next_multiple_of(MR), n.next_multiple_of(NR));
-    let mut a_buf = [MaybeUninit::<E>::uninit(); PACK];
+    let np = n.next_multiple_of(NR);
     let mut b_buf = [MaybeUninit::<E>::uninit(); PACK];
     // Rows of op(B) are read in place when whole tiles wide; otherwise packed (and padded).
     let (pb, stride) = match tb {
@@ -167,16 +161,12 @@ fn tiled_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E], 
         Trans::No => (pack(&mut b_buf, b, Trans::No, k, n, np), np),
         Trans::Yes => (pack(&mut b_buf, b, Trans::Yes, k, n, np), np),
     };
-    // A transposed holds the MR values of a tile's column p side by side in its row p: read in
-    // place when the rows come in whole tiles; A as stored is read a row per accumulator row.
-    match ta {
-        Trans::Yes if m % MR == 0 => tiles::<E, true, FMA>(a, m, m, pb, stride, s, alpha, beta, c),
-        Trans::Yes => {
-            let pa = pack(&mut a_buf, a, Trans::No, k, m, mp);
-            tiles::<E, true, FMA>(pa, mp, m, pb, stride, s, alpha, beta, c);
-        }
-        Trans::No => tiles::<E, false, FMA>(a, k, m, pb, stride, s, alpha, beta, c),
-    }
+    // op(A) is read in place either way, a strided scalar per row of a tile.
+    let a_layout = match ta {
+        Trans::No => (k, 1),
+        Trans::Yes => (1, m),
+    };
+    tiles::<E, FMA, TRANSPOSED>(a, a_layout, pb, stride, s, alpha, beta, c);
 }
 
 /// `c[i] ← α Σ_p x[i·k + p] v[p] + β c[i]` for every `i` of `c` (rows of `x` dotted with `v`).
@@ -227,16 +217,16 @@ fn axpy<E: Element, const FMA: bool>(w: E, x: &[E], y: &mut [E]) {
     }
 }
 
-/// Every tile of `C = α A·B + β C`. `A` is read row-major with rows of `lda` (`COLUMNS =
-/// false`: row `i` of `op(A)` is `a[i·lda ..]`) or column-major (`true`: column `p` of `op(A)`
-/// is `a[p·lda ..]`); `rows` rows of it exist (a last partial tile repeats the last row).
+/// Every tile of `C = α op(A)·B + β C`, with `B` read as `k` rows of `stride ≥ n` elements
+/// (`stride` a whole number of tiles). Element `(i, p)` of `op(A)` is `a[i·row_step + p·col_step]`
+/// (A as stored: `row_step = k`, `col_step = 1`; transposed: `1` and `m`). `C` holds the product
+/// row-major, or (`TRANSPOSED`) its transpose.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn tiles<E: Element, const COLUMNS: bool, const FMA: bool>(
+fn tiles<E: Element, const FMA: bool, const TRANSPOSED: bool>(
     a: &[E],
-    lda: usize,
-    rows: usize,
-    pb: &[E],
+    (row_step, col_step): (usize, usize),
+    b: &[E],
     stride: usize,
     s: Gemm,
     alpha: E,
@@ -244,74 +234,98 @@ fn tiles<E: Element, const COLUMNS: bool, const FMA: bool>(
     c: &mut [E],
 ) {
     let Gemm { m, n, k, .. } = s;
-    for i0 in (0..m).step_by(MR) {
-        // The tile's rows of A as stored, each exactly `k` long, so `a_rows[r][p]` needs no check.
-        // (A loop, not `array::from_fn`, which is not inlined into the vector copies.)
-        let mut a_rows: [&[E]; MR] = [&[]; MR];
-        if !COLUMNS {
-            for (r, row) in a_rows.iter_mut().enumerate() {
-                *row = &a[(i0 + r).min(rows - 1) * lda..][..k];
-            }
-        }
-        for j0 in (0..n).step_by(NR) {
-            let mut acc = [[E::zero(); NR]; MR];
-            for p in 0..k {
-                let bp = &pb[p * stride + j0..][..NR];
-                let ap: [E; MR] = if COLUMNS {
-                    let col = &a[p * lda + i0..][..MR];
-                    std::array::from_fn(|r| col[r])
-                } else {
-                    std::array::from_fn(|r| a_rows[r][p])
-                };
-                for r in 0..MR {
-                    for l in 0..NR {
-                        acc[r][l] = mul_add::<E, FMA>(ap[r], bp[l], acc[r][l]);
-                    }
-                }
-            }
-            if i0 + MR <= m && j0 + NR <= n {
+    // The bounds every access below stays within, checked once instead of at every access.
+    assert!(m >= 1 && k >= 1 && (m - 1) * row_step + (k - 1) * col_step < a.len());
+    assert!(stride >= n.next_multiple_of(NR) && k * stride <= b.len() && m * n <= c.len());
+    // Element (i, j) of the product is `c[i·c_row + j·c_col]`.
+    let (c_row, c_col) = if TRANSPOSED { (1, m) } else { (n, 1) };
+    // Offsets of a tile's rows in A and in C, from its first.
+    let (a_offsets, c_offsets): ([usize; MR], [usize; MR]) =
+        (std::array::from_fn(|r| r * row_step), std::array::from_fn(|r| r * n));
+    for i0 in (0..m.div_ceil(MR)).map(|t| t * MR) {
+        let a_rows: [*const E; MR] = if i0 + MR <= m {
+            std::array::from_fn(|r| a.as_ptr().wrapping_add(i0 * row_step + a_offsets[r]))
+        } else {
+            // A last partial tile repeats row m − 1.
+            std::array::from_fn(|r| a.as_ptr().wrapping_add((i0 + r).min(m - 1) * row_step))
+        };
+        for j0 in (0..n.div_ceil(NR)).map(|t| t * NR) {
+            // SAFETY: row `i < m` of op(A) is read at `i·row_step + p·col_step` for `p < k`, and
+            // `b` at `p·stride + j0 + l` with `j0 + l < n.next_multiple_of(NR) ≤ stride`: both
+            // checked against the lengths above.
+            let acc = unsafe { tile::<E, FMA>(a_rows, col_step, b.as_ptr().add(j0), stride, k) };
+            if !TRANSPOSED && i0 + MR <= m && j0 + NR <= n {
                 // A whole tile, with fixed trip counts, so the accumulators stay in registers.
-                for (r, acc_row) in acc.iter().enumerate() {
-                    let c_row = &mut c[(i0 + r) * n + j0..][..NR];
-                    if beta == E::zero() {
-                        for l in 0..NR {
-                            c_row[l] = alpha * acc_row[l];
-                        }
-                    } else {
-                        for l in 0..NR {
-                            c_row[l] = alpha * acc_row[l] + beta * c_row[l];
-                        }
+                let first = i0 * n + j0;
+                for (acc_row, offset) in acc.iter().zip(c_offsets) {
+                    for (l, &v) in acc_row.iter().enumerate() {
+                        // SAFETY: `first + offset + l < (i0 + MR)·n ≤ m·n ≤ c.len()`, checked above.
+                        let c = unsafe { c.get_unchecked_mut(first + offset + l) };
+                        *c = if beta == E::zero() { alpha * v } else { alpha * v + beta * *c };
                     }
                 }
             } else {
-                // An edge tile goes through a copy, indexed by its valid size.
+                // An edge tile, or any tile of a transposed C (scattered stores, which inlined
+                // would make LLVM vectorise the tile in half-width vectors), goes through a copy.
                 let edge = acc;
-                store_edge(&edge, c, n, i0, j0, m - i0, (n - j0).min(NR), alpha, beta);
+                store_edge(&edge, c, (c_row, c_col), i0, j0, (m - i0, (n - j0).min(NR)), alpha, beta);
             }
         }
     }
 }
 
-/// Writes the valid `rows × cols` corner of an edge tile to `C` at `(i0, j0)`: `C ← α acc + β C`.
+/// One tile: `acc[r][l] = Σ_p a_rows[r][p·col_step] · b[p·stride + l]`, the `MR` values of
+/// op(A) broadcast against `NR` values of a row of B, for every `p < k`.
+///
+/// # Safety
+/// Every `a_rows[r].add(p·col_step)` and `b.add(p·stride + l)` with `p < k`, `l < NR` must be
+/// readable.
 #[inline(always)]
+unsafe fn tile<E: Element, const FMA: bool>(
+    a_rows: [*const E; MR],
+    col_step: usize,
+    b: *const E,
+    stride: usize,
+    k: usize,
+) -> [[E; NR]; MR] {
+    let mut acc = [[E::zero(); NR]; MR];
+    for p in 0..k {
+        // SAFETY: within the bounds the caller guarantees.
+        let (ap, bp): ([E; MR], [E; NR]) = unsafe {
+            (
+                std::array::from_fn(|r| *a_rows[r].add(p * col_step)),
+                b.add(p * stride).cast::<[E; NR]>().read_unaligned(),
+            )
+        };
+        for r in 0..MR {
+            for l in 0..NR {
+                acc[r][l] = mul_add::<E, FMA>(ap[r], bp[l], acc[r][l]);
+            }
+        }
+    }
+    acc
+}
+
+/// Writes the valid `rows × cols` corner of an edge tile at `(i0, j0)` of the product, whose
+/// element `(i, j)` is `c[i·c_row + j·c_col]`: `C ← α acc + β C`. Kept out of line: inlined, its
+/// set-up is hoisted into every tile.
+#[cold]
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn store_edge<E: Element>(
     acc: &[[E; NR]; MR],
     c: &mut [E],
-    n: usize,
+    (c_row, c_col): (usize, usize),
     i0: usize,
     j0: usize,
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
     alpha: E,
     beta: E,
 ) {
     for (r, acc_row) in acc.iter().enumerate().take(rows) {
-        let c_row = &mut c[(i0 + r) * n + j0..][..cols];
-        if beta == E::zero() {
-            c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v);
-        } else {
-            c_row.iter_mut().zip(acc_row).for_each(|(c, &v)| *c = alpha * v + beta * *c);
+        for (l, &v) in acc_row.iter().enumerate().take(cols) {
+            let c = &mut c[(i0 + r) * c_row + (j0 + l) * c_col];
+            *c = if beta == E::zero() { alpha * v } else { alpha * v + beta * *c };
         }
     }
 }
@@ -320,7 +334,7 @@ fn store_edge<E: Element>(
 mod tests {
     use super::*;
 
-    /// Every path (vector products, narrow, tiles with and without packing) against the
+    /// Every path (vector products, tiles of C or of Cᵀ, with and without packing) against the
     /// textbook triple loop, in f64 and at the CPU's SIMD level.
     #[test]
     fn every_path_matches_the_triple_loop() {

@@ -42,10 +42,10 @@ pub trait Element: Float + LinalgScalar + ExpFast + Sum + Default + Debug + Disp
     /// Widens to `f64` (exact for both types).
     fn f64(self) -> f64;
 
-    /// `1 / (1 + e⁻ˣ)` through the vectorisable [`ExpFast::exp_fast`].
+    /// `1 / (1 + e⁻ˣ)` through the vectorisable [`ExpFast::exp_fast`] (`FMA` as there).
     #[inline(always)]
-    fn sigmoid_fast(self) -> Self {
-        Self::one() / (Self::one() + (-self).exp_fast())
+    fn sigmoid_fast<const FMA: bool>(self) -> Self {
+        Self::one() / (Self::one() + (-self).exp_fast::<FMA>())
     }
 }
 
