@@ -99,8 +99,10 @@ fn sum_rows_body<E: Element>(d: Dims, cols: Range<usize>, alpha: E, x: &[E], bet
                 }
             }
         } else {
-            for row in rows.clone() {
-                sums.iter_mut().zip(&row[first..first + out.len()]).for_each(|(s, &x)| *s = *s + x);
+            // A column at a time (a vector loop here would be compiled with masked loads and
+            // stores, which stall on every row).
+            for (l, sum) in sums[..out.len()].iter_mut().enumerate() {
+                *sum = rows.clone().fold(E::zero(), |s, row| s + row[first + l]);
             }
         }
         out.iter_mut().zip(sums).for_each(|(o, s)| *o = *o + alpha * s);

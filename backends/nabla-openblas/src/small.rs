@@ -189,31 +189,29 @@ fn dots<E: Element, const FMA: bool>(x: &[E], k: usize, v: &[E], alpha: E, beta:
     }
 }
 
-/// `c ← α Σ_p v[p] x[p·len ..][..len] + β c` with `len = c.len()` (rows of `x` weighted by `v`).
+/// `c ← α Σ_p v[p] x[p·len ..][..len] + β c` with `len = c.len()` (rows of `x` weighted by `v`),
+/// [`LANES`] columns at a time, summed in registers down all the rows.
 #[inline(always)]
 fn axpys<E: Element, const FMA: bool>(x: &[E], v: &[E], alpha: E, beta: E, c: &mut [E]) {
-    if beta == E::zero() {
-        c.fill(E::zero());
-    } else if beta != E::one() {
-        c.iter_mut().for_each(|c| *c = beta * *c);
-    }
-    for (row, &v) in x.chunks_exact(c.len()).zip(v) {
-        axpy::<E, FMA>(alpha * v, row, c);
-    }
-}
-
-/// `y ← w·x + y`, in whole vectors of [`LANES`].
-#[inline(always)]
-fn axpy<E: Element, const FMA: bool>(w: E, x: &[E], y: &mut [E]) {
-    let mut ys = y.chunks_exact_mut(LANES);
-    let mut xs = x.chunks_exact(LANES);
-    for (y, x) in (&mut ys).zip(&mut xs) {
-        for l in 0..LANES {
-            y[l] = mul_add::<E, FMA>(w, x[l], y[l]);
+    let len = c.len();
+    let rows = x.chunks_exact(len).zip(v);
+    let store = |c: &mut E, sum: E| *c = if beta == E::zero() { alpha * sum } else { alpha * sum + beta * *c };
+    let mut blocks = c.chunks_exact_mut(LANES);
+    for (block, c) in (&mut blocks).enumerate() {
+        let first = block * LANES;
+        let mut sums = [E::zero(); LANES];
+        for (row, &v) in rows.clone() {
+            let x = &row[first..][..LANES];
+            for l in 0..LANES {
+                sums[l] = mul_add::<E, FMA>(v, x[l], sums[l]);
+            }
         }
+        c.iter_mut().zip(sums).for_each(|(c, sum)| store(c, sum));
     }
-    for (y, &x) in ys.into_remainder().iter_mut().zip(xs.remainder()) {
-        *y = mul_add::<E, FMA>(w, x, *y);
+    let tail = len - len % LANES;
+    for (l, c) in blocks.into_remainder().iter_mut().enumerate() {
+        let sum = rows.clone().fold(E::zero(), |s, (row, &v)| mul_add::<E, FMA>(v, row[tail + l], s));
+        store(c, sum);
     }
 }
 
