@@ -123,30 +123,52 @@ fn update_body<E: Element>(u: &Update, w: &mut [E], g: &[E], s0: &mut [E], s1: &
 multiversion!(
     /// Binary cross-entropy on logits and its output error (see `nabla_core::loss`):
     /// `C = 1/(nk) Σ max(z,0) − zy + ln(1 + e^−│z│)`, `δ = (sigmoid(z) − y)/(nk)`; returns
-    /// `(C, correct)`. The logarithms are taken of products of up to 16 factors `1 + e^−│z│ ∈ (1, 2]`
-    /// (at most 2¹⁶, exact to a few ulp), so a batch needs a handful of `ln` calls, not one per
-    /// element, and the exponentials vectorise.
+    /// `(C, correct)`. Samples go [`LANES`] side by side, each lane summing its terms and
+    /// multiplying its factors `1 + e^−│z│ ∈ (1, 2]`; the factors of two vectors (16 samples, a
+    /// product of at most 2¹⁶, exact to a few ulp) then take one `ln`, so a batch needs a handful
+    /// of `ln` calls, not one per sample.
     pub fn bce<E: Element>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) => fused bce_body
 );
 
 #[inline(always)]
 fn bce_body<E: Element, const FMA: bool>(z: &[E], y: &[E], grad: &mut [E]) -> (E, usize) {
-    let n = z.len().max(1);
-    let scale = E::one() / E::of(n as f64);
+    let n = z.len().min(y.len()).min(grad.len());
+    let scale = E::one() / E::of(n.max(1) as f64);
     let (zero, half, one) = (E::zero(), E::of(0.5), E::one());
-    let (mut linear, mut logs, mut correct) = (zero, zero, 0usize);
-    for ((z, y), g) in z.chunks(16).zip(y.chunks(16)).zip(grad.chunks_mut(16)) {
-        let mut product = one;
-        for ((&z, &y), g) in z.iter().zip(y).zip(g.iter_mut()) {
-            let e = (-z.abs()).exp_fast::<FMA>();
-            product = product * (one + e);
-            linear = linear + z.max(zero) - z * y;
-            // sigmoid(z) from the same exponential: 1/(1+e) for z ≥ 0, e/(1+e) otherwise.
-            let s = if z >= zero { one / (one + e) } else { e / (one + e) };
-            *g = (s - y) * scale;
-            correct += usize::from((z > zero) == (y > half));
+    // One sample: its factor 1 + e^−│z│, its linear term max(z,0) − zy, its δ, and whether the
+    // logit's sign agrees with the target. sigmoid(z) comes from the same exponential: 1/(1+e)
+    // for z ≥ 0, e/(1+e) otherwise.
+    let sample = |z: E, y: E| {
+        let e = (-z.abs()).exp_fast::<FMA>();
+        let s = if z >= zero { one / (one + e) } else { e / (one + e) };
+        (one + e, z.max(zero) - z * y, (s - y) * scale, usize::from((z > zero) == (y > half)))
+    };
+    let (mut linear, mut products, mut hits) = ([zero; LANES], [one; LANES], [0usize; LANES]);
+    let mut logs = zero;
+    let vectors = z[..n].chunks_exact(LANES).zip(y[..n].chunks_exact(LANES)).zip(grad[..n].chunks_exact_mut(LANES));
+    for (v, ((z, y), g)) in vectors.enumerate() {
+        for l in 0..LANES {
+            let (factor, term, delta, hit) = sample(z[l], y[l]);
+            products[l] = products[l] * factor;
+            linear[l] = linear[l] + term;
+            g[l] = delta;
+            hits[l] += hit;
         }
-        logs = logs + product.ln();
+        if v % 2 == 1 {
+            logs = logs + products.iter().fold(one, |p, &f| p * f).ln();
+            products = [one; LANES];
+        }
     }
-    ((linear + logs) * scale, correct)
+    let tail = n - n % LANES;
+    let mut product = products.iter().fold(one, |p, &f| p * f);
+    let mut linear = linear.iter().fold(zero, |s, &t| s + t);
+    let mut correct: usize = hits.iter().sum();
+    for ((&z, &y), g) in z[tail..n].iter().zip(&y[tail..n]).zip(&mut grad[tail..n]) {
+        let (factor, term, delta, hit) = sample(z, y);
+        product = product * factor;
+        linear = linear + term;
+        *g = delta;
+        correct += hit;
+    }
+    ((linear + logs + product.ln()) * scale, correct)
 }
