@@ -3,7 +3,11 @@
 //! AVX2 + FMA, and for the baseline — and calls the best one the CPU supports. Setting
 //! `NABLA_SIMD=generic` forces the baseline (to compare, or to rule the vector code out).
 
+use std::any::TypeId;
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
+
+use nabla_core::Element;
 
 /// The instruction sets the kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,3 +95,56 @@ pub(crate) use multiversion;
 pub(crate) const LANES: usize = 8;
 
 pub(crate) use nabla_core::fastmath::mul_add;
+
+/// Whether [`transpose_block`] uses vector shuffles for `E` on this CPU (`f32` with AVX2).
+pub(crate) fn can_transpose<E: Element>() -> bool {
+    cfg!(target_arch = "x86_64") && TypeId::of::<E>() == TypeId::of::<f32>() && level() != Level::Generic
+}
+
+/// Writes the transpose of the `LANES × LANES` block at the start of `src` (rows `src_stride`
+/// apart) to the start of `dst` (rows `dst_stride` apart): eight vector loads, three rounds of
+/// shuffles, eight vector stores. Does nothing unless [`can_transpose`] holds and the slices hold
+/// the block (the caller checks both).
+pub(crate) fn transpose_block<E: Element>(src: &[E], src_stride: usize, dst: &mut [MaybeUninit<E>], dst_stride: usize) {
+    let fits = src.len() >= (LANES - 1) * src_stride + LANES && dst.len() >= (LANES - 1) * dst_stride + LANES;
+    #[cfg(target_arch = "x86_64")]
+    if fits && can_transpose::<E>() {
+        // SAFETY: `E` is `f32` (the same TypeId), the CPU has AVX2 (`level()` checked it at run
+        // time), and every row read or written lies within the slices (checked above).
+        unsafe { transpose_8x8_f32(src.as_ptr().cast(), src_stride, dst.as_mut_ptr().cast(), dst_stride) };
+    }
+}
+
+/// The 8 × 8 `f32` transpose of [`transpose_block`]: rows interleaved in pairs, then in fours,
+/// then the 128-bit halves exchanged.
+///
+/// # Safety
+/// The CPU must have AVX; rows `src + i·ss` and `dst + i·ds` (`i < 8`) must each hold 8 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose_8x8_f32(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps,
+        _mm256_unpacklo_ps,
+    };
+    // SAFETY: within the rows the caller guarantees.
+    let r: [_; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * ss)) });
+    // t: pairs of rows interleaved; u: columns 4 at a time in each 128-bit half.
+    let t: [_; 8] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 { _mm256_unpacklo_ps(a, b) } else { _mm256_unpackhi_ps(a, b) }
+    });
+    let u: [_; 8] = std::array::from_fn(|i| {
+        let (a, b) = (t[i / 4 * 4 + i % 4 / 2], t[i / 4 * 4 + i % 4 / 2 + 2]);
+        if i % 2 == 0 { _mm256_shuffle_ps::<0x44>(a, b) } else { _mm256_shuffle_ps::<0xEE>(a, b) }
+    });
+    for i in 0..8 {
+        let column = if i < 4 {
+            _mm256_permute2f128_ps::<0x20>(u[i], u[i + 4])
+        } else {
+            _mm256_permute2f128_ps::<0x31>(u[i - 4], u[i])
+        };
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(dst.add(i * ds), column) };
+    }
+}

@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 use nabla_core::Element;
 use nabla_core::backend::{Gemm, Trans};
 
-use crate::simd::{LANES, mul_add, multiversion};
+use crate::simd::{LANES, can_transpose, mul_add, multiversion, transpose_block};
 
 /// Rows of a tile.
 const MR: usize = 4;
@@ -111,11 +111,20 @@ fn pack<'b, E: Element>(
                 });
             }
         }
-        // Gathered a row of `buf` at a time.
         Trans::Yes => {
             let src = &src[..cols * rows];
+            // Whole blocks of LANES × LANES by vector shuffles where the CPU and `E` allow …
+            let (block_rows, block_cols) =
+                if can_transpose::<E>() { (rows - rows % LANES, cols - cols % LANES) } else { (0, 0) };
+            for r0 in (0..block_rows).step_by(LANES) {
+                for c0 in (0..block_cols).step_by(LANES) {
+                    transpose_block(&src[c0 * rows + r0..], rows, &mut dst[r0 * stride + c0..], stride);
+                }
+            }
+            // … the rest gathered element by element.
             for (r, d) in dst.chunks_exact_mut(stride).enumerate() {
-                for (c, d) in d[..cols].iter_mut().enumerate() {
+                let first = if r < block_rows { block_cols } else { 0 };
+                for (c, d) in d[..cols].iter_mut().enumerate().skip(first) {
                     // SAFETY: `c < cols` and `r < rows`, so `c·rows + r < cols·rows = src.len()`.
                     d.write(unsafe { *src.get_unchecked(c * rows + r) });
                 }
@@ -127,8 +136,9 @@ fn pack<'b, E: Element>(
             d.write(E::zero());
         });
     }
-    // SAFETY: the loops above wrote every one of the first `rows * stride` elements: columns
-    // `0..cols` of every row from `src`, the rest with zeros.
+    // SAFETY: the code above wrote every one of the first `rows * stride` elements: columns
+    // `0..cols` of every row from `src` (blocks of LANES × LANES when `can_transpose`, the rest one
+    // by one), the rest with zeros.
     unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<E>(), rows * stride) }
 }
 
@@ -333,11 +343,17 @@ mod tests {
     use super::*;
 
     /// Every path (vector products, tiles of C or of Cᵀ, with and without packing) against the
-    /// textbook triple loop, in f64 and at the CPU's SIMD level.
+    /// textbook triple loop (in f64), at the CPU's SIMD level, in f64 and in f32 (whose transposed
+    /// packing has its own vector code).
     #[test]
     fn every_path_matches_the_triple_loop() {
+        matches_the_triple_loop::<f64>(1e-12);
+        matches_the_triple_loop::<f32>(1e-5);
+    }
+
+    fn matches_the_triple_loop<E: Element>(tolerance: f64) {
         let sizes = [1, 2, 3, 4, 5, 8, 16, 17, 33];
-        let value = |i: usize| ((i * 7919) % 61) as f64 / 30.0 - 1.0;
+        let value = |i: usize| E::of(((i * 7919) % 61) as f64 / 30.0 - 1.0);
         for ta in [Trans::No, Trans::Yes] {
             for tb in [Trans::No, Trans::Yes] {
                 for &m in &sizes {
@@ -347,22 +363,23 @@ mod tests {
                             if !fits(&s) {
                                 continue;
                             }
-                            let a: Vec<f64> = (0..m * k).map(value).collect();
-                            let b: Vec<f64> = (0..k * n).map(|i| value(i + 5)).collect();
+                            let a: Vec<E> = (0..m * k).map(value).collect();
+                            let b: Vec<E> = (0..k * n).map(|i| value(i + 5)).collect();
                             let at = |i: usize, p: usize| if ta == Trans::No { a[i * k + p] } else { a[p * m + i] };
                             let bt = |p: usize, j: usize| if tb == Trans::No { b[p * n + j] } else { b[j * k + p] };
                             for beta in [0.0, 0.5] {
-                                let mut c: Vec<f64> = (0..m * n).map(|i| value(i + 11)).collect();
+                                let mut c: Vec<E> = (0..m * n).map(|i| value(i + 11)).collect();
                                 let want: Vec<f64> = (0..m * n)
                                     .map(|ij| {
                                         let (i, j) = (ij / n, ij % n);
-                                        let dot: f64 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
-                                        -0.7 * dot + beta * c[ij]
+                                        let dot: f64 = (0..k).map(|p| at(i, p).f64() * bt(p, j).f64()).sum();
+                                        -0.7 * dot + beta * c[ij].f64()
                                     })
                                     .collect();
-                                gemm(s, -0.7, &a, &b, beta, &mut c);
+                                gemm(s, E::of(-0.7), &a, &b, E::of(beta), &mut c);
                                 for (ij, (got, want)) in c.iter().zip(&want).enumerate() {
-                                    assert!((got - want).abs() < 1e-12, "{s:?} β {beta} at {ij}: {got} vs {want}");
+                                    let got = got.f64();
+                                    assert!((got - want).abs() < tolerance, "{s:?} β {beta} at {ij}: {got} vs {want}");
                                 }
                             }
                         }
