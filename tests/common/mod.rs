@@ -211,6 +211,33 @@ pub fn activations<E: Element, B: Backend<E>>(b: &B) {
     }
 }
 
+/// A NaN in a pre-activation (in a vector's first lane, its last, and a row's scalar tail) stays
+/// NaN through every activation and gives a NaN loss, so bad numbers surface instead of being
+/// clamped into plausible ones; its neighbours are unaffected (but for a row-wise activation).
+pub fn nan_propagates<E: Element, B: Backend<E>>(b: &B) {
+    let d = Dims::new(2, 17);
+    let nans = [0, 7, 16, 17 + 8];
+    let mut z = random::<E>(&mut ChaCha8Rng::seed_from_u64(17), d.len(), -4.0, 4.0);
+    nans.iter().for_each(|&i| z[i] = E::nan());
+    let bias = up(b, &vec![E::of(0.25); d.cols]);
+    for f in ACTIVATIONS {
+        let (mut zb, mut ab) = (up(b, &z), b.alloc(d.len()).unwrap());
+        b.bias_add_activate(f, d, &bias, &mut zb, &mut ab).unwrap();
+        let a = down(b, &ab, d.len());
+        for (i, a) in a.iter().enumerate() {
+            // A row-wise activation (softmax) spreads a NaN over its row: both rows have one.
+            let nan = f.is_row_wise() || nans.contains(&i);
+            assert_eq!(a.is_nan(), nan, "{f} at {i}: {a}");
+        }
+    }
+    for l in LOSSES {
+        let target = vec![E::zero(); d.len()];
+        let (mut gb, mut sb) = (b.alloc(d.len()).unwrap(), b.alloc(2).unwrap());
+        b.loss(l, d, &up(b, &z), &up(b, &target), &mut gb, &mut sb).unwrap();
+        assert!(down(b, &sb, 2)[0].is_nan(), "loss {l} of a NaN output");
+    }
+}
+
 pub fn losses<E: Element, B: Backend<E>>(b: &B) {
     let mut rng = ChaCha8Rng::seed_from_u64(16);
     for l in LOSSES {
@@ -421,6 +448,8 @@ macro_rules! conformance_suite {
             op_test!(activations, f64, activations_f64);
             op_test!(losses, f32, losses_f32);
             op_test!(losses, f64, losses_f64);
+            op_test!(nan_propagates, f32, nan_propagates_f32);
+            op_test!(nan_propagates, f64, nan_propagates_f64);
             op_test!(optimizer_updates, f32, updates_f32);
             op_test!(optimizer_updates, f64, updates_f64);
             op_test!(large_elementwise, f32, large_elementwise_f32);
