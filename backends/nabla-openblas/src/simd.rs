@@ -96,22 +96,27 @@ pub(crate) const LANES: usize = 8;
 
 pub(crate) use nabla_core::fastmath::mul_add;
 
-/// Whether [`transpose_block`] uses vector shuffles for `E` on this CPU (`f32` with AVX2).
-pub(crate) fn can_transpose<E: Element>() -> bool {
-    cfg!(target_arch = "x86_64") && TypeId::of::<E>() == TypeId::of::<f32>() && level() != Level::Generic
-}
-
 /// Writes the transpose of the `LANES × LANES` block at the start of `src` (rows `src_stride`
-/// apart) to the start of `dst` (rows `dst_stride` apart): eight vector loads, three rounds of
-/// shuffles, eight vector stores. Does nothing unless [`can_transpose`] holds and the slices hold
-/// the block (the caller checks both).
+/// apart) to the start of `dst` (rows `dst_stride` apart), initialising all of its
+/// `LANES × LANES` elements. For `f32` on a CPU with AVX2: eight vector loads, three rounds of
+/// shuffles, eight vector stores; otherwise element by element.
+///
+/// # Panics
+/// If the slices do not hold the block.
 pub(crate) fn transpose_block<E: Element>(src: &[E], src_stride: usize, dst: &mut [MaybeUninit<E>], dst_stride: usize) {
     let fits = src.len() >= (LANES - 1) * src_stride + LANES && dst.len() >= (LANES - 1) * dst_stride + LANES;
+    assert!(fits, "transpose_block: the slices do not hold a {LANES} × {LANES} block");
     #[cfg(target_arch = "x86_64")]
-    if fits && can_transpose::<E>() {
+    if TypeId::of::<E>() == TypeId::of::<f32>() && level() != Level::Generic {
         // SAFETY: `E` is `f32` (the same TypeId), the CPU has AVX2 (`level()` checked it at run
-        // time), and every row read or written lies within the slices (checked above).
+        // time), and every row read or written lies within the slices (asserted above).
         unsafe { transpose_8x8_f32(src.as_ptr().cast(), src_stride, dst.as_mut_ptr().cast(), dst_stride) };
+        return;
+    }
+    for r in 0..LANES {
+        for c in 0..LANES {
+            dst[r * dst_stride + c].write(src[c * src_stride + r]);
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 use nabla_core::Element;
 use nabla_core::backend::{Gemm, Trans};
 
-use crate::simd::{LANES, can_transpose, mul_add, multiversion, transpose_block};
+use crate::simd::{LANES, mul_add, multiversion, transpose_block};
 
 /// Rows of a tile.
 const MR: usize = 4;
@@ -113,9 +113,8 @@ fn pack<'b, E: Element>(
         }
         Trans::Yes => {
             let src = &src[..cols * rows];
-            // Whole blocks of LANES × LANES by vector shuffles where the CPU and `E` allow …
-            let (block_rows, block_cols) =
-                if can_transpose::<E>() { (rows - rows % LANES, cols - cols % LANES) } else { (0, 0) };
+            // Whole blocks of LANES × LANES (by vector shuffles where the CPU and `E` allow) …
+            let (block_rows, block_cols) = (rows - rows % LANES, cols - cols % LANES);
             for r0 in (0..block_rows).step_by(LANES) {
                 for c0 in (0..block_cols).step_by(LANES) {
                     transpose_block(&src[c0 * rows + r0..], rows, &mut dst[r0 * stride + c0..], stride);
@@ -137,8 +136,8 @@ fn pack<'b, E: Element>(
         });
     }
     // SAFETY: the code above wrote every one of the first `rows * stride` elements: columns
-    // `0..cols` of every row from `src` (blocks of LANES × LANES when `can_transpose`, the rest one
-    // by one), the rest with zeros.
+    // `0..cols` of every row from `src` (whole blocks by `transpose_block`, which initialises all
+    // of a block, the rest one by one), the rest with zeros.
     unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<E>(), rows * stride) }
 }
 
