@@ -3,12 +3,14 @@
 //!
 //! A register-blocked micro-kernel computes `C` in tiles of `MR × NR`: for every `p` it loads
 //! `NR` values of row `p` of `op(B)` once and updates `MR` rows of accumulators, which stay in
-//! vector registers for the whole `p` loop. Operands are read in place wherever the kernel's
-//! reads are contiguous (rows of `op(B)` a whole number of tiles wide; `A` as stored, or
-//! transposed with whole tiles of rows); otherwise they are packed on the stack, transposed and
-//! padded with zeros to whole tiles. Whole tiles are stored straight from the registers; an edge
-//! tile stores only its valid part. Products with a single row or a few columns of `C` take their
-//! own paths (see [`gemm`]). Every path is checked against the triple loop in the tests below.
+//! vector registers for the whole `p` loop. `op(A)` is always read in place: a tile broadcasts one
+//! element of each of its rows per `p`, read through strided pointers whichever the transpose
+//! (the bounds are checked once per call). `op(B)` is read in place when its rows are a whole
+//! number of tiles wide, and otherwise packed on the stack: padded with zeros to whole tiles and,
+//! if stored transposed, transposed (in 8 × 8 blocks of AVX shuffles for f32). Whole tiles are
+//! stored straight from the registers; an edge tile stores only its valid part. Products with a
+//! single row, a single column or a few columns of `C` take their own paths (see [`gemm`]). Every
+//! path is checked against the triple loop in the tests below.
 
 use std::mem::MaybeUninit;
 
