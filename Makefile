@@ -26,6 +26,8 @@ run: deps
 
 test: deps
 	$(CARGO) test --workspace --all-features
+	# The OpenBLAS kernels once more in their baseline copies (no AVX, no FMA), as on an older CPU.
+	NABLA_SIMD=generic $(CARGO) test -p nabla-openblas --lib
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) clippy --version >/dev/null 2>&1; then $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings; \
 	 else echo "make: clippy not installed, lint skipped (rustup component add clippy)"; fi

@@ -348,6 +348,10 @@ pub fn shape_errors<E: Element, B: Backend<E>>(b: &B) {
     let s = Gemm { ta: Trans::No, tb: Trans::No, m: 3, n: 3, k: 3 };
     let e = b.gemm(s, E::one(), &short, &short, E::zero(), &mut out).unwrap_err().to_string();
     assert!(e.contains("gemm") && e.contains("3×3"), "{e}");
+    // Sizes whose element counts overflow (m·k wraps to 2 here) are refused, not wrapped.
+    let huge = Gemm { ta: Trans::No, tb: Trans::No, m: (1 << (usize::BITS - 1)) + 1, n: 2, k: 2 };
+    let e = b.gemm(huge, E::one(), &short, &short, E::zero(), &mut out).unwrap_err().to_string();
+    assert!(e.contains("gemm") && e.contains("more elements than memory can hold"), "{e}");
     let e = b.activate(Activation::Relu, Dims::new(2, 3), &short, &mut out).unwrap_err().to_string();
     assert!(e.contains("activate") && e.contains("2×3"), "{e}");
     let e = b.hadamard(6, &short, &mut out).unwrap_err().to_string();

@@ -3,7 +3,6 @@
 //! AVX2 + FMA, and for the baseline — and calls the best one the CPU supports. Setting
 //! `NABLA_SIMD=generic` forces the baseline (to compare, or to rule the vector code out).
 
-use std::any::TypeId;
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
@@ -107,7 +106,7 @@ pub(crate) fn transpose_block<E: Element>(src: &[E], src_stride: usize, dst: &mu
     let fits = src.len() >= (LANES - 1) * src_stride + LANES && dst.len() >= (LANES - 1) * dst_stride + LANES;
     assert!(fits, "transpose_block: the slices do not hold a {LANES} × {LANES} block");
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<E>() == TypeId::of::<f32>() && level() != Level::Generic {
+    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>() && level() != Level::Generic {
         // SAFETY: `E` is `f32` (the same TypeId), the CPU has AVX2 (`level()` checked it at run
         // time), and every row read or written lies within the slices (asserted above).
         unsafe { transpose_8x8_f32(src.as_ptr().cast(), src_stride, dst.as_mut_ptr().cast(), dst_stride) };

@@ -30,14 +30,26 @@ const PACK: usize = 1536;
 /// Products with at most this many multiply-adds take the small path.
 const MAX_WORK: usize = 32 * 32 * 32;
 
-/// Whether `s` takes the small path (small enough, and a padded B fits the buffer).
+/// Whether `s` takes the small path: small enough (every size then is at most `MAX_WORK`, so no
+/// product of sizes below overflows), and, for the tiled paths, a padded B fits the buffer.
 pub fn fits(s: &Gemm) -> bool {
+    let work = s.m.checked_mul(s.n).and_then(|mn| mn.checked_mul(s.k));
+    if !work.is_some_and(|w| w > 0 && w <= MAX_WORK) {
+        return false;
+    }
     let t = if is_narrow(s) { transposed(s) } else { *s };
-    s.m * s.n * s.k <= MAX_WORK && t.k * t.n.next_multiple_of(NR) <= PACK && s.k > 0 && s.m > 0 && s.n > 0
+    is_vector_product(s) || t.k * t.n.next_multiple_of(NR) <= PACK
 }
 
-/// Whether `C` has only a few columns and `A` is transposed (as in `∂C/∂W¹ = δᵀX` for 2
-/// inputs): tiles of `Cᵀ = op(B)ᵀ·op(A)ᵀ` then fill their vectors, and read A's rows in place.
+/// Whether `C` is a single row, or a single column (the column of op(B) is `b` as stored, either
+/// way): a [`vector_product`].
+fn is_vector_product(s: &Gemm) -> bool {
+    s.m == 1 || s.n == 1
+}
+
+/// Whether `C` has more than one row, only a few columns, and `A` transposed (as in
+/// `∂C/∂W¹ = δᵀX` for 2 inputs): tiles of `Cᵀ = op(B)ᵀ·op(A)ᵀ` then fill their vectors, and read
+/// A's rows in place.
 fn is_narrow(s: &Gemm) -> bool {
     s.n <= NARROW && s.ta == Trans::Yes && s.m > 1
 }
@@ -50,12 +62,12 @@ fn transposed(s: &Gemm) -> Gemm {
 
 /// `C ← α·op(A)·op(B) + β·C` for shapes that [`fits`]; operand sizes already checked.
 /// Tiles `MR × NR` would waste most of their lanes on a row of C (m = 1) or on a few columns, so:
-/// - a row of C (m = 1; the row of op(A) is `a` as stored, either way) or a column of C with A as
-///   stored (n = 1; the column of op(B) is `b`) is a [`vector_product`];
+/// - a row of C (m = 1; the row of op(A) is `a` as stored, either way) or a column of C (n = 1;
+///   the column of op(B) is `b` as stored, either way) is a [`vector_product`];
 /// - a few columns with A transposed (see [`is_narrow`]) are computed as `Cᵀ`, [`tiled`] too;
 /// - the rest is [`tiled`].
 pub fn gemm<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
-    if s.m == 1 || (s.n == 1 && s.ta == Trans::No) {
+    if is_vector_product(&s) {
         vector_product(s, alpha, a, b, beta, c);
     } else if is_narrow(&s) {
         tiled_transposed(transposed(&s), alpha, b, a, beta, c);
@@ -75,20 +87,25 @@ multiversion!(
 );
 
 multiversion!(
-    /// [`gemm`] with `m = 1`, or `n = 1` and A as stored.
+    /// [`gemm`] with `m = 1` or `n = 1`.
     fn vector_product<E: Element>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) => fused vector_product_body
 );
 
 #[inline(always)]
 fn vector_product_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
-    let Gemm { tb, m, n, k, .. } = s;
+    let Gemm { ta, tb, m, n, k } = s;
     if m == 1 {
+        // Row j of op(B) dotted with `a`, or the rows of B weighted by `a`.
         match tb {
             Trans::Yes => dots::<E, FMA>(&b[..n * k], k, &a[..k], alpha, beta, &mut c[..n]),
             Trans::No => axpys::<E, FMA>(&b[..k * n], &a[..k], alpha, beta, &mut c[..n]),
         }
     } else {
-        dots::<E, FMA>(&a[..m * k], k, &b[..k], alpha, beta, &mut c[..m]);
+        // Row i of op(A) dotted with `b`, or the rows of A weighted by `b`.
+        match ta {
+            Trans::No => dots::<E, FMA>(&a[..m * k], k, &b[..k], alpha, beta, &mut c[..m]),
+            Trans::Yes => axpys::<E, FMA>(&a[..k * m], &b[..k], alpha, beta, &mut c[..m]),
+        }
     }
 }
 
@@ -143,6 +160,7 @@ fn pack<'b, E: Element>(
     unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<E>(), rows * stride) }
 }
 
+// Two bodies for the two const values of `TRANSPOSED`: `multiversion!` passes only `FMA`.
 #[inline(always)]
 fn tiled_body<E: Element, const FMA: bool>(s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
     tiles_of::<E, FMA, false>(s, alpha, a, b, beta, c);
@@ -243,9 +261,13 @@ fn tiles<E: Element, const FMA: bool, const TRANSPOSED: bool>(
     c: &mut [E],
 ) {
     let Gemm { m, n, k, .. } = s;
-    // The bounds every access below stays within, checked once instead of at every access.
-    assert!(m >= 1 && k >= 1 && (m - 1) * row_step + (k - 1) * col_step < a.len());
-    assert!(stride >= n.next_multiple_of(NR) && k * stride <= b.len() && m * n <= c.len());
+    // The bounds every access below stays within, checked once (without overflow) instead of at
+    // every access.
+    let last_a = (m.max(1) - 1).checked_mul(row_step).zip((k.max(1) - 1).checked_mul(col_step));
+    assert!(m >= 1 && k >= 1 && last_a.is_some_and(|(i, p)| i.checked_add(p).is_some_and(|last| last < a.len())));
+    let whole_b = n.checked_next_multiple_of(NR).is_some_and(|np| np <= stride);
+    assert!(whole_b && k.checked_mul(stride).is_some_and(|len| len <= b.len()));
+    assert!(m.checked_mul(n).is_some_and(|len| len <= c.len()));
     // Element (i, j) of the product is `c[i·c_row + j·c_col]`.
     let (c_row, c_col) = if TRANSPOSED { (1, m) } else { (n, 1) };
     // Offsets of a tile's rows in A and in C, from its first.
@@ -275,9 +297,8 @@ fn tiles<E: Element, const FMA: bool, const TRANSPOSED: bool>(
                 }
             } else {
                 // An edge tile, or any tile of a transposed C (scattered stores, which inlined
-                // would make LLVM vectorise the tile in half-width vectors), goes through a copy.
-                let edge = acc;
-                store_edge(&edge, c, (c_row, c_col), i0, j0, (m - i0, (n - j0).min(NR)), alpha, beta);
+                // would make LLVM vectorise the tile in half-width vectors), is stored out of line.
+                store_edge(&acc, c, (c_row, c_col), i0, j0, (m - i0, (n - j0).min(NR)), alpha, beta);
             }
         }
     }
@@ -369,12 +390,14 @@ mod tests {
                             let at = |i: usize, p: usize| if ta == Trans::No { a[i * k + p] } else { a[p * m + i] };
                             let bt = |p: usize, j: usize| if tb == Trans::No { b[p * n + j] } else { b[j * k + p] };
                             for beta in [0.0, 0.5] {
-                                let mut c: Vec<E> = (0..m * n).map(|i| value(i + 11)).collect();
+                                // With β = 0 the old C must not matter, not even NaN.
+                                let old = |i| if beta == 0.0 { E::nan() } else { value(i + 11) };
+                                let mut c: Vec<E> = (0..m * n).map(old).collect();
                                 let want: Vec<f64> = (0..m * n)
                                     .map(|ij| {
                                         let (i, j) = (ij / n, ij % n);
                                         let dot: f64 = (0..k).map(|p| at(i, p).f64() * bt(p, j).f64()).sum();
-                                        -0.7 * dot + beta * c[ij].f64()
+                                        if beta == 0.0 { -0.7 * dot } else { -0.7 * dot + beta * c[ij].f64() }
                                     })
                                     .collect();
                                 gemm(s, E::of(-0.7), &a, &b, E::of(beta), &mut c);
@@ -397,5 +420,9 @@ mod tests {
         assert!(g(32, 16, 2) && g(32, 16, 16) && g(32, 1, 16) && g(16, 2, 32) && g(1, 16, 32));
         assert!(!g(128, 512, 784));
         assert!(!g(1, 1, 0));
+        // A vector product packs nothing, so only its work bounds it.
+        assert!(g(1, 64, 64) && g(64, 1, 64));
+        // Sizes whose product overflows are not small.
+        assert!(!g((1 << 63) + 1, 2, 2) && !g(usize::MAX, usize::MAX, 1));
     }
 }

@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 
 /// Checks that operand `name` of `op`, used as `what`, fits in a buffer of `have` elements.
 pub fn fits(op: &'static str, name: &str, what: Dims, have: usize) -> Result<()> {
+    if what.rows.checked_mul(what.cols).is_none() {
+        return Err(Error::shape(op, format!("{name} is {what}: more elements than memory can hold")));
+    }
     if what.len() > have {
         return Err(Error::shape(
             op,
