@@ -247,12 +247,10 @@ impl<E: AnyElement> Native<E> for Cuda {
     }
 }
 
+/// A buffer of another kind of backend was passed in (which operand is not known at this level).
 #[allow(dead_code)]
 fn foreign(backend: &str) -> Error {
-    Error::backend(
-        backend,
-        "a buffer made by another backend was passed in; make every buffer with the backend that uses it",
-    )
+    Error::ForeignBuffer { backend: backend.to_string(), op: "an operation", operand: "a buffer".to_string() }
 }
 
 /// Runs `$body` with `$b` bound to the backend inside `$self`.

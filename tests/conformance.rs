@@ -23,3 +23,13 @@ fn cuda_device() -> Option<nabla::cuda::Cuda> {
 
 #[cfg(feature = "cuda")]
 conformance_suite!(cuda, super::cuda_device());
+
+/// Two instances (two contexts and streams, even on one device) refuse each other's buffers:
+/// event tracking is off, so a buffer of another stream would race.
+#[cfg(feature = "cuda")]
+#[test]
+fn two_cuda_backends_refuse_each_others_buffers() {
+    let (Some(a), Some(b)) = (cuda_device(), cuda_device()) else { return };
+    common::foreign_buffers_are_refused::<f32, _>(&a, &b);
+    common::foreign_buffers_are_refused::<f64, _>(&b, &a);
+}

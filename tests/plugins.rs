@@ -204,3 +204,153 @@ fn plugins_run_from_several_threads() {
         }
     });
 }
+
+#[test]
+fn a_buffer_of_another_plugin_is_refused_by_every_op() {
+    let c = PluginBackend::load(&c_plugin(None)).unwrap();
+    let c_again = PluginBackend::load(&c_plugin(None)).unwrap();
+    common::foreign_buffers_are_refused::<f32, _>(&c, &c_again);
+    common::foreign_buffers_are_refused::<f64, _>(&c_again, &c);
+    let Some(rust) = load_rust() else { return };
+    common::foreign_buffers_are_refused::<f32, _>(&c, &rust);
+    common::foreign_buffers_are_refused::<f64, _>(&rust, &c);
+    // Through the run-time choice too: both are `AnyBackend::Plugin`.
+    let opts = nabla::BackendOptions::default();
+    let any_c = nabla::AnyBackend::from_name(&format!("plugin:{}", c_plugin(None).display()), &opts).unwrap();
+    let any_rust =
+        nabla::AnyBackend::from_name(&format!("plugin:{}", rust_plugin().unwrap().display()), &opts).unwrap();
+    common::foreign_buffers_are_refused::<f32, _>(&any_c, &any_rust);
+    let e = Backend::<f32>::upload(&any_c, &[1.0]).and_then(|x| {
+        let mut y = Backend::<f32>::alloc(&any_rust, 1)?;
+        any_c.hadamard(1, &x, &mut y)
+    });
+    let msg = e.unwrap_err().to_string();
+    assert!(msg.contains("hadamard") && msg.contains("`y` was made by another backend instance"), "{msg}");
+}
+
+/// A plugin's own table, for calls that the host would never make.
+struct RawTable {
+    _library: libloading::Library,
+    table: *const abi::BackendV1,
+}
+
+impl RawTable {
+    fn open(path: &Path) -> RawTable {
+        // SAFETY: the example plugins are ours; the entry is called as the ABI defines it.
+        unsafe {
+            let library = libloading::Library::new(path).unwrap();
+            let entry = *library.get::<abi::EntryFn>(abi::ENTRY).unwrap();
+            let table = entry(abi::ABI_VERSION);
+            assert!(!table.is_null());
+            RawTable { _library: library, table }
+        }
+    }
+
+    fn t(&self) -> &abi::BackendV1 {
+        // SAFETY: returned by the entry, valid until destroy (called in Drop).
+        unsafe { &*self.table }
+    }
+
+    fn alloc(&self, len: usize) -> *mut abi::Buffer {
+        let t = self.t();
+        let mut out = std::ptr::null_mut();
+        // SAFETY: a valid context and out-pointer.
+        assert_eq!(unsafe { t.alloc.unwrap()(t.ctx, abi::F64, len, &mut out) }, abi::OK);
+        out
+    }
+}
+
+impl Drop for RawTable {
+    fn drop(&mut self) {
+        let t = self.t();
+        // SAFETY: the context is destroyed once (its buffers are leaked with it, a test only).
+        unsafe { t.destroy.unwrap()(t.ctx) };
+    }
+}
+
+#[test]
+fn an_unknown_code_through_the_abi_is_unsupported_and_an_error() {
+    let mut paths = vec![c_plugin(None)];
+    paths.extend(rust_plugin());
+    for path in paths {
+        let raw = RawTable::open(&path);
+        let t = raw.t();
+        let (z, a, y, g, stats) = (raw.alloc(4), raw.alloc(4), raw.alloc(4), raw.alloc(4), raw.alloc(2));
+        for unknown in [10, 31, 32, 99, u32::MAX] {
+            // SAFETY: valid context and buffers of 4 (2 for stats) f64 elements; the code is the test.
+            unsafe {
+                for op in [Op::Activate, Op::ActivateGrad, Op::Loss, Op::Update] {
+                    let said = t.supports.unwrap()(t.ctx, op as u32, abi::F64, unknown);
+                    assert_eq!(said, 0, "{}: {} reports code {unknown} supported", path.display(), op.name());
+                }
+                let status = t.activate.unwrap()(t.ctx, abi::F64, unknown, 0.0, 1, 4, z, a);
+                assert_eq!(status, abi::ERROR, "activate with code {unknown}");
+                let status = t.activate_grad.unwrap()(t.ctx, abi::F64, unknown, 0.0, 1, 4, z, a, g);
+                assert_eq!(status, abi::ERROR, "activate_grad with code {unknown}");
+                let status = t.loss.unwrap()(t.ctx, abi::F64, unknown, 1.0, 1, 4, z, y, g, stats);
+                assert_eq!(status, abi::ERROR, "loss with code {unknown}");
+                let desc = abi::UpdateDesc {
+                    rule: unknown,
+                    reserved: 0,
+                    t: 1,
+                    lr: 0.1,
+                    l2: 0.0,
+                    decay: 0.0,
+                    p: [0.9; 4],
+                    c1: 1.0,
+                    c2: 1.0,
+                };
+                let status = t.update.unwrap()(t.ctx, abi::F64, &desc, 4, a, g, z, y);
+                assert_eq!(status, abi::ERROR, "update with rule {unknown}");
+            }
+        }
+        // The known codes are all supported (supports() lists what is implemented, no more, no less).
+        for f in common::ACTIVATIONS {
+            // SAFETY: as above.
+            assert_eq!(unsafe { t.supports.unwrap()(t.ctx, Op::Activate as u32, abi::F64, f.code()) }, 1, "{f}");
+        }
+    }
+    // The host asks about and reports any code without overflowing its bit set.
+    let p = PluginBackend::load(&c_plugin(None)).unwrap();
+    for v in [31, 32, 33, 200, u32::MAX] {
+        assert!(!p.supports(Op::Activate, abi::F32, v), "code {v}");
+    }
+    assert!(!p.supports(Op::Activate, 7, 0), "dtype 7");
+}
+
+#[test]
+fn a_rust_plugin_refuses_aliased_buffers_and_takes_empty_host_copies() {
+    let Some(path) = rust_plugin() else { return common::skip("the Rust example plugin is not built") };
+    let raw = RawTable::open(&path);
+    let t = raw.t();
+    let (x, y) = (raw.alloc(4), raw.alloc(4));
+    // SAFETY: valid context and buffers; aliasing and NULL are what the plugin must refuse or accept.
+    unsafe {
+        assert_eq!(t.hadamard.unwrap()(t.ctx, abi::F64, 4, x, y), abi::OK);
+        assert_eq!(t.hadamard.unwrap()(t.ctx, abi::F64, 4, x, x), abi::ERROR, "x aliased as y");
+        let msg = std::ffi::CStr::from_ptr(t.last_error.unwrap()(t.ctx)).to_string_lossy().into_owned();
+        assert!(msg.contains("same buffer twice"), "{msg}");
+        assert_eq!(t.gemm.unwrap()(t.ctx, abi::F64, 0, 0, 2, 2, 1, 1.0, x, x, 0.0, y), abi::OK, "A = B is fine");
+        assert_eq!(t.gemm.unwrap()(t.ctx, abi::F64, 0, 0, 2, 2, 1, 1.0, x, y, 0.0, y), abi::ERROR, "B = C");
+        let stats = raw.alloc(2);
+        assert_eq!(t.loss.unwrap()(t.ctx, abi::F64, 0, 0.0, 1, 2, x, y, stats, stats), abi::ERROR, "grad = stats");
+        // A zero-length copy may pass NULL; a non-empty one may not.
+        assert_eq!(t.write.unwrap()(t.ctx, abi::F64, std::ptr::null(), 0, x), abi::OK);
+        assert_eq!(t.read.unwrap()(t.ctx, abi::F64, x, std::ptr::null_mut(), 0), abi::OK);
+        assert_eq!(t.write.unwrap()(t.ctx, abi::F64, std::ptr::null(), 2, x), abi::ERROR);
+        let misaligned = [0u8; 24];
+        assert_eq!(t.write.unwrap()(t.ctx, abi::F64, misaligned.as_ptr().add(1).cast(), 2, x), abi::ERROR);
+    }
+}
+
+#[test]
+fn a_refused_plugin_gets_its_context_destroyed() {
+    let path = c_plugin(Some("NULL_FN"));
+    // Hold the library open, so that its counter survives the host's unload.
+    // SAFETY: our own test plugin; the symbol has the declared type.
+    let library = unsafe { libloading::Library::new(&path) }.unwrap();
+    let live = unsafe { *library.get::<unsafe extern "C" fn() -> i32>(b"nabla_example_live_contexts").unwrap() };
+    assert!(load_error(&path).contains("`gemm` function pointer is NULL"));
+    // SAFETY: a plain counter read.
+    assert_eq!(unsafe { live() }, 0, "the refused plugin's context was not destroyed");
+}

@@ -32,6 +32,11 @@ typedef unsigned long long u64;
 #define RULE_ADAM 5
 #define RULE_RPROP 6
 
+/* A quiet NaN: what an unknown activation, loss or rule code produces, so that a code the
+   kernels lack shows as a non-finite loss, never as silently different maths. (The backend only
+   sends codes of its Rust enums; a test checks that each has a `case` here.) */
+#define NABLA_NAN __int_as_float(0x7fc00000)
+
 #define GRID_STRIDE(i, n) for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (u64)blockDim.x * gridDim.x)
 
 // SplitMix64's finaliser (nabla_core::dropout::mix64).
@@ -50,6 +55,7 @@ __device__ __forceinline__ T sigmoid_##S(T z) {                                 
 }                                                                                                  \
 __device__ __forceinline__ T act_##S(int f, T alpha, T z) {                                        \
     switch (f) {                                                                                   \
+    case ACT_IDENTITY: return z;                                                                   \
     case ACT_SIGMOID: return sigmoid_##S(z);                                                       \
     case ACT_TANH: return tanh(z);                                                                 \
     case ACT_RELU: return z < (T)0 ? (T)0 : z;                                                     \
@@ -61,11 +67,12 @@ __device__ __forceinline__ T act_##S(int f, T alpha, T z) {                     
     }                                                                                              \
     case ACT_SOFTPLUS: return (z > (T)0 ? z : (T)0) + log1p(exp(-fabs(z)));                        \
     case ACT_SOFTSIGN: return z / ((T)1 + fabs(z));                                                \
-    default: return z;                                                                             \
+    default: return (T)NABLA_NAN; /* an unknown code never passes for the identity */             \
     }                                                                                              \
 }                                                                                                  \
 __device__ __forceinline__ T dact_##S(int f, T alpha, T z, T a) {                                  \
     switch (f) {                                                                                   \
+    case ACT_IDENTITY: return (T)1;                                                                \
     case ACT_SIGMOID: return a * ((T)1 - a);                                                       \
     case ACT_TANH: return (T)1 - a * a;                                                            \
     case ACT_RELU: return z > (T)0 ? (T)1 : (T)0;                                                  \
@@ -78,7 +85,7 @@ __device__ __forceinline__ T dact_##S(int f, T alpha, T z, T a) {               
     }                                                                                              \
     case ACT_SOFTPLUS: return sigmoid_##S(z);                                                      \
     case ACT_SOFTSIGN: { T d = (T)1 + fabs(z); return (T)1 / (d * d); }                            \
-    default: return (T)1;                                                                          \
+    default: return (T)NABLA_NAN;                                                                  \
     }                                                                                              \
 }                                                                                                  \
 /* y ← x ⊙ y */                                                                                    \
@@ -189,11 +196,11 @@ extern "C" __global__ void loss_##S(int l, T param, u64 rows, u64 cols, const T*
                 else if (l == LOSS_MAE) {                                                          \
                     total += fabs(d);                                                              \
                     grow[j] = d > (T)0 ? scale : (d < (T)0 ? -scale : (T)0);                       \
-                } else {                                                                           \
+                } else if (l == LOSS_HUBER) {                                                      \
                     T ad = fabs(d);                                                                \
                     total += ad <= param ? (T)0.5 * d * d : param * (ad - (T)0.5 * param);         \
                     grow[j] = fmin(fmax(d, -param), param) * scale;                                \
-                }                                                                                  \
+                } else { total = (T)NABLA_NAN; grow[j] = (T)NABLA_NAN; } /* unknown loss code */   \
             }                                                                                      \
         }                                                                                          \
         if (l != LOSS_BCE) {                                                                       \
@@ -252,6 +259,7 @@ extern "C" __global__ void update_##S(u64 n, int rule, T lr, T l2, T decay, T p0
             }                                                                                      \
             s1[i] = step; break;                                                                   \
         }                                                                                          \
+        default: wi = (T)NABLA_NAN; /* an unknown rule never leaves the weights silently still */ \
         }                                                                                          \
         w[i] = wi;                                                                                 \
     }                                                                                              \

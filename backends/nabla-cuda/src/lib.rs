@@ -19,11 +19,32 @@ use cudarc::driver::{
     ValidAsZeroBits,
 };
 use cudarc::nvrtc::Ptx;
-use nabla_core::backend::{Backend, Dims, Gemm, Trans};
+use nabla_core::backend::{Backend, Dims, Gemm, Owner, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, dropout};
 
-/// A buffer on the GPU.
-pub type CudaBuf<E> = CudaSlice<E>;
+/// A buffer on the GPU, tagged with the backend instance (device, context and stream) that
+/// allocated it. Every op refuses a buffer of another instance with
+/// [`Error::ForeignBuffer`]: event tracking is off because all of an instance's work is on its one
+/// stream, so a buffer of another stream or device would race or be used after it is freed.
+///
+/// Only [`Cuda`] makes these; a bare `CudaSlice` is not accepted:
+///
+/// ```compile_fail
+/// fn takes(_: nabla_cuda::CudaBuf<f32>) {}
+/// let slice: cudarc::driver::CudaSlice<f32> = unimplemented!();
+/// takes(slice);
+/// ```
+pub struct CudaBuf<E> {
+    slice: CudaSlice<E>,
+    owner: Owner,
+}
+
+impl<E> CudaBuf<E> {
+    /// The backend instance that allocated it.
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+}
 
 /// The kernels' CUDA C source.
 const KERNELS: &str = include_str!("kernels.cu");
@@ -145,6 +166,8 @@ struct Inner {
     placeholder_f64: CudaSlice<f64>,
     name: String,
     tf32: bool,
+    /// The identity of this instance's buffers.
+    owner: Owner,
 }
 
 /// The CUDA backend on one device (cheap to clone: a shared handle).
@@ -219,6 +242,7 @@ impl Cuda {
             blas,
             name,
             tf32: options.tf32,
+            owner: Owner::new(),
         };
         Ok(Cuda { inner: Arc::new(inner) })
     }
@@ -231,6 +255,11 @@ impl Cuda {
     /// The CUDA context.
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.inner.ctx
+    }
+
+    /// Refuses any operand that another instance allocated.
+    fn own(&self, op: &'static str, operands: &[(&str, Owner)]) -> Result<()> {
+        self.inner.owner.check(|| self.inner.name.clone(), op, operands)
     }
 }
 
@@ -333,37 +362,40 @@ fn dim(v: usize, what: &str) -> Result<i32> {
 }
 
 impl<E: CudaFloat> Backend<E> for Cuda {
-    type Buf = CudaSlice<E>;
+    type Buf = CudaBuf<E>;
 
     fn name(&self) -> String {
         self.inner.name.clone()
     }
 
-    fn alloc(&self, len: usize) -> Result<CudaSlice<E>> {
-        self.inner.stream.alloc_zeros::<E>(len.max(1)).map_err(|e| {
+    fn alloc(&self, len: usize) -> Result<CudaBuf<E>> {
+        let slice = self.inner.stream.alloc_zeros::<E>(len.max(1)).map_err(|e| {
             Error::backend("cuda", format!("allocating {len} elements failed (out of GPU memory?): {e:?}"))
-        })
+        })?;
+        Ok(CudaBuf { slice, owner: self.inner.owner })
     }
 
-    fn len(&self, buf: &CudaSlice<E>) -> usize {
-        buf.len()
+    fn len(&self, buf: &CudaBuf<E>) -> usize {
+        buf.slice.len()
     }
 
-    fn write(&self, host: &[E], buf: &mut CudaSlice<E>) -> Result<()> {
-        check::elementwise("write", host.len(), &[("buffer", buf.len())])?;
+    fn write(&self, host: &[E], buf: &mut CudaBuf<E>) -> Result<()> {
+        check::elementwise("write", host.len(), &[("buffer", buf.slice.len())])?;
+        self.own("write", &[("buffer", buf.owner)])?;
         if host.is_empty() {
             return Ok(());
         }
-        let mut dst = buf.slice_mut(..host.len());
+        let mut dst = buf.slice.slice_mut(..host.len());
         self.inner.stream.memcpy_htod(host, &mut dst).map_err(|e| driver_error("copy to the device", e))
     }
 
-    fn download(&self, buf: &CudaSlice<E>, host: &mut [E]) -> Result<()> {
-        check::elementwise("download", host.len(), &[("buffer", buf.len())])?;
+    fn download(&self, buf: &CudaBuf<E>, host: &mut [E]) -> Result<()> {
+        check::elementwise("download", host.len(), &[("buffer", buf.slice.len())])?;
+        self.own("download", &[("buffer", buf.owner)])?;
         if host.is_empty() {
             return Ok(());
         }
-        let src = buf.slice(..host.len());
+        let src = buf.slice.slice(..host.len());
         self.inner.stream.memcpy_dtoh(&src, host).map_err(|e| driver_error("copy to the host", e))?;
         self.inner.stream.synchronize().map_err(|e| driver_error("synchronize", e))
     }
@@ -372,8 +404,9 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         self.inner.stream.synchronize().map_err(|e| driver_error("synchronize (a kernel failed?)", e))
     }
 
-    fn gemm(&self, s: Gemm, alpha: E, a: &CudaSlice<E>, b: &CudaSlice<E>, beta: E, c: &mut CudaSlice<E>) -> Result<()> {
-        check::gemm(&s, a.len(), b.len(), c.len())?;
+    fn gemm(&self, s: Gemm, alpha: E, a: &CudaBuf<E>, b: &CudaBuf<E>, beta: E, c: &mut CudaBuf<E>) -> Result<()> {
+        check::gemm(&s, a.slice.len(), b.slice.len(), c.slice.len())?;
+        self.own("gemm", &[("A", a.owner), ("B", b.owner), ("C", c.owner)])?;
         if s.m == 0 || s.n == 0 {
             return Ok(());
         }
@@ -390,74 +423,87 @@ impl<E: CudaFloat> Backend<E> for Cuda {
             beta,
             ldc: dim(n.max(1), "ldc")?,
         };
-        E::gemm(&self.inner.blas, cfg, b, a, c)
+        E::gemm(&self.inner.blas, cfg, &b.slice, &a.slice, &mut c.slice)
     }
 
-    fn copy(&self, len: usize, src: &CudaSlice<E>, dst: &mut CudaSlice<E>) -> Result<()> {
-        check::elementwise("copy", len, &[("src", src.len()), ("dst", dst.len())])?;
+    fn copy(&self, len: usize, src: &CudaBuf<E>, dst: &mut CudaBuf<E>) -> Result<()> {
+        check::elementwise("copy", len, &[("src", src.slice.len()), ("dst", dst.slice.len())])?;
+        self.own("copy", &[("src", src.owner), ("dst", dst.owner)])?;
         if len == 0 {
             return Ok(());
         }
-        let (s, mut d) = (src.slice(..len), dst.slice_mut(..len));
+        let (s, mut d) = (src.slice.slice(..len), dst.slice.slice_mut(..len));
         self.inner.stream.memcpy_dtod(&s, &mut d).map_err(|e| driver_error("device copy", e))
     }
 
-    fn hadamard(&self, len: usize, x: &CudaSlice<E>, y: &mut CudaSlice<E>) -> Result<()> {
-        check::elementwise("hadamard", len, &[("x", x.len()), ("y", y.len())])?;
+    fn hadamard(&self, len: usize, x: &CudaBuf<E>, y: &mut CudaBuf<E>) -> Result<()> {
+        check::elementwise("hadamard", len, &[("x", x.slice.len()), ("y", y.slice.len())])?;
+        self.own("hadamard", &[("x", x.owner), ("y", y.owner)])?;
         let n = len as u64;
-        launch!(self, &E::kernels(self).hadamard, elementwise(len), &n, x, y)
+        launch!(self, &E::kernels(self).hadamard, elementwise(len), &n, &x.slice, &mut y.slice)
     }
 
-    fn axpy(&self, len: usize, alpha: E, x: &CudaSlice<E>, y: &mut CudaSlice<E>) -> Result<()> {
-        check::elementwise("axpy", len, &[("x", x.len()), ("y", y.len())])?;
+    fn axpy(&self, len: usize, alpha: E, x: &CudaBuf<E>, y: &mut CudaBuf<E>) -> Result<()> {
+        check::elementwise("axpy", len, &[("x", x.slice.len()), ("y", y.slice.len())])?;
+        self.own("axpy", &[("x", x.owner), ("y", y.owner)])?;
         let n = len as u64;
-        launch!(self, &E::kernels(self).axpy, elementwise(len), &n, &alpha, x, y)
+        launch!(self, &E::kernels(self).axpy, elementwise(len), &n, &alpha, &x.slice, &mut y.slice)
     }
 
-    fn bias_add(&self, d: Dims, bias: &CudaSlice<E>, z: &mut CudaSlice<E>) -> Result<()> {
-        check::bias("bias_add", d, bias.len())?;
-        check::matrices("bias_add", d, &[("z", z.len())])?;
+    fn bias_add(&self, d: Dims, bias: &CudaBuf<E>, z: &mut CudaBuf<E>) -> Result<()> {
+        check::bias("bias_add", d, bias.slice.len())?;
+        check::matrices("bias_add", d, &[("z", z.slice.len())])?;
+        self.own("bias_add", &[("bias", bias.owner), ("z", z.owner)])?;
         let (rows, cols) = (d.rows as u64, d.cols as u64);
-        launch!(self, &E::kernels(self).bias_add, elementwise(d.len()), &rows, &cols, bias, z)
+        launch!(self, &E::kernels(self).bias_add, elementwise(d.len()), &rows, &cols, &bias.slice, &mut z.slice)
     }
 
-    fn activate(&self, f: Activation, d: Dims, z: &CudaSlice<E>, a: &mut CudaSlice<E>) -> Result<()> {
-        check::matrices("activate", d, &[("z", z.len()), ("a", a.len())])?;
+    fn activate(&self, f: Activation, d: Dims, z: &CudaBuf<E>, a: &mut CudaBuf<E>) -> Result<()> {
+        check::matrices("activate", d, &[("z", z.slice.len()), ("a", a.slice.len())])?;
+        self.own("activate", &[("z", z.owner), ("a", a.owner)])?;
         let (rows, cols) = (d.rows as u64, d.cols as u64);
         if f.is_row_wise() {
-            return launch!(self, &E::kernels(self).softmax, per_row(d.rows), &rows, &cols, z, a);
+            return launch!(self, &E::kernels(self).softmax, per_row(d.rows), &rows, &cols, &z.slice, &mut a.slice);
         }
         let (n, code, alpha) = (d.len() as u64, f.code() as i32, E::of(f.alpha()));
-        launch!(self, &E::kernels(self).activate, elementwise(d.len()), &n, &code, &alpha, z, a)
+        launch!(self, &E::kernels(self).activate, elementwise(d.len()), &n, &code, &alpha, &z.slice, &mut a.slice)
     }
 
     fn bias_add_activate(
         &self,
         f: Activation,
         d: Dims,
-        bias: &CudaSlice<E>,
-        z: &mut CudaSlice<E>,
-        a: &mut CudaSlice<E>,
+        bias: &CudaBuf<E>,
+        z: &mut CudaBuf<E>,
+        a: &mut CudaBuf<E>,
     ) -> Result<()> {
         if f.is_row_wise() {
             self.bias_add(d, bias, z)?;
             return self.activate(f, d, z, a);
         }
-        check::bias("bias_add_activate", d, bias.len())?;
-        check::matrices("bias_add_activate", d, &[("z", z.len()), ("a", a.len())])?;
+        check::bias("bias_add_activate", d, bias.slice.len())?;
+        check::matrices("bias_add_activate", d, &[("z", z.slice.len()), ("a", a.slice.len())])?;
+        self.own("bias_add_activate", &[("bias", bias.owner), ("z", z.owner), ("a", a.owner)])?;
         let (rows, cols, code, alpha) = (d.rows as u64, d.cols as u64, f.code() as i32, E::of(f.alpha()));
-        launch!(self, &E::kernels(self).bias_activate, elementwise(d.len()), &rows, &cols, &code, &alpha, bias, z, a)
+        let (b, z, a) = (&bias.slice, &mut z.slice, &mut a.slice);
+        launch!(self, &E::kernels(self).bias_activate, elementwise(d.len()), &rows, &cols, &code, &alpha, b, z, a)
     }
 
     fn activate_grad(
         &self,
         f: Activation,
         d: Dims,
-        z: &CudaSlice<E>,
-        a: &CudaSlice<E>,
-        delta: &mut CudaSlice<E>,
+        z: &CudaBuf<E>,
+        a: &CudaBuf<E>,
+        delta: &mut CudaBuf<E>,
     ) -> Result<()> {
-        check::matrices("activate_grad", d, &[("z", z.len()), ("a", a.len()), ("delta", delta.len())])?;
+        check::matrices(
+            "activate_grad",
+            d,
+            &[("z", z.slice.len()), ("a", a.slice.len()), ("delta", delta.slice.len())],
+        )?;
+        self.own("activate_grad", &[("z", z.owner), ("a", a.owner), ("delta", delta.owner)])?;
+        let (z, a, delta) = (&z.slice, &a.slice, &mut delta.slice);
         if f.is_row_wise() {
             let (rows, cols) = (d.rows as u64, d.cols as u64);
             return launch!(self, &E::kernels(self).softmax_grad, per_row(d.rows), &rows, &cols, a, delta);
@@ -466,29 +512,39 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         launch!(self, &E::kernels(self).activate_grad, elementwise(d.len()), &n, &code, &alpha, z, a, delta)
     }
 
-    fn sum_rows(&self, d: Dims, alpha: E, x: &CudaSlice<E>, beta: E, out: &mut CudaSlice<E>) -> Result<()> {
-        check::matrices("sum_rows", d, &[("x", x.len())])?;
-        check::bias("sum_rows", d, out.len())?;
+    fn sum_rows(&self, d: Dims, alpha: E, x: &CudaBuf<E>, beta: E, out: &mut CudaBuf<E>) -> Result<()> {
+        check::matrices("sum_rows", d, &[("x", x.slice.len())])?;
+        check::bias("sum_rows", d, out.slice.len())?;
+        self.own("sum_rows", &[("x", x.owner), ("out", out.owner)])?;
         let (rows, cols) = (d.rows as u64, d.cols as u64);
         let cfg = LaunchConfig {
             grid_dim: (d.cols.div_ceil(32).max(1) as u32, 1, 1),
             block_dim: (32, 8, 1),
             shared_mem_bytes: 0,
         };
-        launch!(self, &E::kernels(self).sum_rows, cfg, &rows, &cols, &alpha, x, &beta, out)
+        launch!(self, &E::kernels(self).sum_rows, cfg, &rows, &cols, &alpha, &x.slice, &beta, &mut out.slice)
     }
 
     fn loss(
         &self,
         l: Loss,
         d: Dims,
-        out: &CudaSlice<E>,
-        target: &CudaSlice<E>,
-        grad: &mut CudaSlice<E>,
-        stats: &mut CudaSlice<E>,
+        out: &CudaBuf<E>,
+        target: &CudaBuf<E>,
+        grad: &mut CudaBuf<E>,
+        stats: &mut CudaBuf<E>,
     ) -> Result<()> {
-        check::matrices("loss", d, &[("output", out.len()), ("target", target.len()), ("grad", grad.len())])?;
-        check::stats(stats.len())?;
+        check::matrices(
+            "loss",
+            d,
+            &[("output", out.slice.len()), ("target", target.slice.len()), ("grad", grad.slice.len())],
+        )?;
+        check::stats(stats.slice.len())?;
+        self.own(
+            "loss",
+            &[("output", out.owner), ("target", target.owner), ("grad", grad.owner), ("stats", stats.owner)],
+        )?;
+        let (out, target, grad, stats) = (&out.slice, &target.slice, &mut grad.slice, &mut stats.slice);
         let (code, param, rows, cols) = (l.code() as i32, E::of(l.param()), d.rows as u64, d.cols as u64);
         let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
         launch!(self, &E::kernels(self).loss, cfg, &code, &param, &rows, &cols, out, target, grad, stats)
@@ -498,12 +554,16 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         &self,
         u: &Update,
         len: usize,
-        w: &mut CudaSlice<E>,
-        g: &CudaSlice<E>,
-        state: &mut [&mut CudaSlice<E>],
+        w: &mut CudaBuf<E>,
+        g: &CudaBuf<E>,
+        state: &mut [&mut CudaBuf<E>],
     ) -> Result<()> {
-        check::elementwise("update", len, &[("w", w.len()), ("g", g.len())])?;
-        check::state(len, u.rule.state_count(), state.iter().map(|s| s.len()))?;
+        check::elementwise("update", len, &[("w", w.slice.len()), ("g", g.slice.len())])?;
+        check::state(len, u.rule.state_count(), state.iter().map(|s| s.slice.len()))?;
+        self.own("update", &[("w", w.owner), ("g", g.owner)])?;
+        for s in state.iter() {
+            self.own("update", &[("state", s.owner)])?;
+        }
         let (c1, c2) = u.adam_corrections();
         let p = u.rule.params();
         let (n, rule) = (len as u64, u.rule.code() as i32);
@@ -512,8 +572,8 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         let placeholder = E::placeholder(self);
         let (s0, s1) = match state {
             [] => (placeholder, placeholder),
-            [a] => (&**a, placeholder),
-            [a, b, ..] => (&**a, &**b),
+            [a] => (&a.slice, placeholder),
+            [a, b, ..] => (&a.slice, &b.slice),
         };
         launch!(
             self,
@@ -530,23 +590,86 @@ impl<E: CudaFloat> Backend<E> for Cuda {
             &p3,
             &c1,
             &c2,
-            &*w,
-            g,
+            &w.slice,
+            &g.slice,
             s0,
             s1
         )
     }
 
-    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut CudaSlice<E>) -> Result<()> {
-        check::elementwise("dropout_mask", len, &[("mask", mask.len())])?;
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut CudaBuf<E>) -> Result<()> {
+        check::elementwise("dropout_mask", len, &[("mask", mask.slice.len())])?;
+        self.own("dropout_mask", &[("mask", mask.owner)])?;
         let (n, threshold, kept) = (len as u64, dropout::threshold(rate), E::of(1.0 / (1.0 - rate)));
-        launch!(self, &E::kernels(self).dropout_mask, elementwise(len), &n, &threshold, &seed, &kept, mask)
+        launch!(self, &E::kernels(self).dropout_mask, elementwise(len), &n, &threshold, &seed, &kept, &mut mask.slice)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nabla_core::Rule;
+
+    /// The `#define NAME code` of kernels.cu, checked to exist with `code` and to have a `case`.
+    fn assert_kernel_code(name: &str, code: u32, needs_case: bool) {
+        let define = format!("#define {name} {code}\n");
+        assert!(KERNELS.contains(&define), "kernels.cu lacks `{}` (the Rust code is {code})", define.trim());
+        if needs_case {
+            assert!(KERNELS.contains(&format!("case {name}:")), "kernels.cu has no `case {name}:`");
+        }
+    }
+
+    /// Every activation, loss and rule code the backend can send has its kernels.cu define with
+    /// the same number and a branch of its own (the matches below are exhaustive, so a new variant
+    /// fails to compile here until it is named).
+    #[test]
+    fn every_rust_code_has_its_kernel_branch() {
+        for code in 0.. {
+            let Some(f) = Activation::from_code(code, 0.1) else { break };
+            let name = match f {
+                Activation::Identity => "ACT_IDENTITY",
+                Activation::Sigmoid => "ACT_SIGMOID",
+                Activation::Tanh => "ACT_TANH",
+                Activation::Relu => "ACT_RELU",
+                Activation::LeakyRelu { .. } => "ACT_LEAKY_RELU",
+                Activation::Elu { .. } => "ACT_ELU",
+                Activation::Gelu => "ACT_GELU",
+                Activation::Softplus => "ACT_SOFTPLUS",
+                Activation::Softsign => "ACT_SOFTSIGN",
+                // Row-wise: its own kernels (softmax, softmax_grad), not a code in a switch.
+                Activation::Softmax => continue,
+            };
+            assert_kernel_code(name, code, true);
+        }
+        for code in 0.. {
+            let Some(l) = Loss::from_code(code, 1.0) else { break };
+            let name = match l {
+                Loss::Mse => "LOSS_MSE",
+                Loss::Mae => "LOSS_MAE",
+                Loss::Huber { .. } => "LOSS_HUBER",
+                Loss::Bce => "LOSS_BCE",
+                Loss::SoftmaxCe => "LOSS_SOFTMAX_CE",
+            };
+            assert_kernel_code(name, code, false);
+            assert!(KERNELS.contains(&format!("l == {name}")), "the loss kernel has no branch for {name}");
+        }
+        for code in 0.. {
+            let Some(r) = Rule::from_code(code, [0.5; 4]) else { break };
+            let name = match r {
+                Rule::Sgd => "RULE_SGD",
+                Rule::Momentum { nesterov: false, .. } => "RULE_MOMENTUM",
+                Rule::Momentum { nesterov: true, .. } => "RULE_NESTEROV",
+                Rule::Adagrad { .. } => "RULE_ADAGRAD",
+                Rule::RmsProp { .. } => "RULE_RMSPROP",
+                Rule::Adam { .. } => "RULE_ADAM",
+                Rule::Rprop { .. } => "RULE_RPROP",
+            };
+            assert_kernel_code(name, code, true);
+        }
+        // An unknown code falls to a default that yields NaN, never to another formula.
+        assert_eq!(KERNELS.matches("default: return (T)NABLA_NAN;").count(), 2);
+        assert!(KERNELS.contains("default: wi = (T)NABLA_NAN;"));
+    }
 
     #[test]
     fn no_device_is_an_error_not_a_panic() {

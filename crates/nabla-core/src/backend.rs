@@ -223,3 +223,51 @@ pub fn with_state_refs<Buf, T>(state: &mut [Buf], f: impl FnOnce(&mut [&mut Buf]
         _ => Err(crate::Error::shape("update", format!("{} state buffers given; rules keep at most 2", state.len()))),
     }
 }
+
+/// The identity of one backend instance, carried by every buffer it allocates, so that an
+/// operation can refuse a buffer made by another instance (another plugin, another device,
+/// another stream) with [`crate::Error::ForeignBuffer`] instead of reading a handle it does not
+/// own. Two instances never share an identity; clones of one instance (which share its device
+/// state) do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Owner(u64);
+
+impl Owner {
+    /// A fresh identity, different from every other one made in this process.
+    pub fn new() -> Owner {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Owner(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Checks that every operand of `op` was made by this owner; `backend` gives the backend's
+    /// name for the error (called only on failure, so a passing check allocates nothing).
+    pub fn check(self, backend: impl FnOnce() -> String, op: &'static str, operands: &[(&str, Owner)]) -> Result<()> {
+        match operands.iter().find(|(_, o)| *o != self) {
+            None => Ok(()),
+            Some((name, _)) => {
+                Err(crate::Error::ForeignBuffer { backend: backend(), op, operand: (*name).to_string() })
+            }
+        }
+    }
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Owner::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_unique_and_a_foreign_operand_is_named() {
+        let (mine, other) = (Owner::new(), Owner::new());
+        assert_ne!(mine, other);
+        assert!(mine.check(|| "x".into(), "gemm", &[("A", mine), ("B", mine)]).is_ok());
+        let e = mine.check(|| "cuda:0".into(), "gemm", &[("A", mine), ("B", other), ("C", mine)]).unwrap_err();
+        assert!(matches!(&e, crate::Error::ForeignBuffer { op: "gemm", operand, .. } if operand == "B"), "{e}");
+        assert!(e.to_string().contains("cuda:0"), "{e}");
+    }
+}

@@ -48,6 +48,21 @@ pub enum Error {
         detail: String,
     },
 
+    /// An operand was allocated by another backend instance (another plugin, device or
+    /// backend kind) than the one asked to use it.
+    #[error(
+        "{op} on the {backend} backend: `{operand}` was made by another backend instance; \
+         make every buffer with the backend that uses it"
+    )]
+    ForeignBuffer {
+        /// The backend asked to run the operation.
+        backend: String,
+        /// The operation.
+        op: &'static str,
+        /// The operand that is not its own.
+        operand: String,
+    },
+
     /// A backend does not provide an operation.
     #[error("the {backend} backend does not support {op}")]
     Unsupported {

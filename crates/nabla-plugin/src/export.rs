@@ -88,9 +88,61 @@ fn buf_mut<'a, B, E: Pick>(p: *mut Buffer) -> Result<&'a mut <B as Backend<E>>::
 where
     B: Exportable + Backend<E>,
 {
-    // SAFETY: as in `buf`; the host passes each mutable buffer once per call.
+    // SAFETY: as in `buf`; `unaliased` has checked that no other operand of the call is this one.
     let b = unsafe { p.cast::<ExportBuf<B>>().as_mut() }.ok_or_else(|| Error::invalid("buffer", "NULL"))?;
     E::pick_mut(b).ok_or_else(|| Error::invalid("buffer", "its element type differs from the call's"))
+}
+
+/// Refuses a call in which a buffer to be written is also passed as another operand: the
+/// backend's `&mut` would alias. (A C host can pass the same handle twice; Rust callers cannot.)
+fn unaliased(op: &str, written: &[*const Buffer], read: &[*const Buffer]) -> Result<()> {
+    for (i, w) in written.iter().enumerate().filter(|(_, w)| !w.is_null()) {
+        if written[i + 1..].contains(w) || read.contains(w) {
+            return Err(Error::invalid(
+                "buffers",
+                format!("{op} was given the same buffer twice, once to write into; pass distinct buffers"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The host's `len` elements at `p`: an empty slice when `len` is 0 (the pointer may then be
+/// NULL), an error for NULL, a misaligned pointer or a length no slice can have.
+fn host_slice<'a, E>(p: *const c_void, len: usize) -> Result<&'a [E]> {
+    host_ptr::<E>(p, len)?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: non-null, aligned and of a valid length (checked above); the host passes `len`
+    // elements of the call's type that stay valid for the call.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast::<E>(), len) })
+}
+
+/// As [`host_slice`], writable.
+fn host_slice_mut<'a, E>(p: *mut c_void, len: usize) -> Result<&'a mut [E]> {
+    host_ptr::<E>(p, len)?;
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: as in `host_slice`; the host gives room for `len` elements, used by this call only.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<E>(), len) })
+}
+
+fn host_ptr<E>(p: *const c_void, len: usize) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    if p.is_null() {
+        return Err(Error::invalid("host pointer", format!("NULL for {len} elements")));
+    }
+    if !p.cast::<E>().is_aligned() {
+        return Err(Error::invalid("host pointer", "not aligned for the element type"));
+    }
+    if len.checked_mul(std::mem::size_of::<E>()).is_none_or(|b| b > isize::MAX as usize) {
+        return Err(Error::invalid("length", format!("{len} elements exceed the address space")));
+    }
+    Ok(())
 }
 
 /// Runs `f`, turning an error or a panic into `ERROR` with the message stored for `last_error`.
@@ -127,8 +179,16 @@ fn activation(code: u32, alpha: f64) -> Result<Activation> {
     Activation::from_code(code, alpha).ok_or_else(|| Error::invalid("activation", format!("code {code}")))
 }
 
+/// Reports exactly the codes [`Activation::from_code`], [`Loss::from_code`] and
+/// [`Rule::from_code`] know, so that the host never sends one the ops would refuse.
 unsafe extern "C" fn supports(_: *mut Context, op: u32, dtype: u32, variant: u32) -> i32 {
-    let known = Op::ALL.iter().any(|o| *o as u32 == op && variant < o.variants());
+    let Some(&op) = Op::ALL.iter().find(|o| **o as u32 == op) else { return 0 };
+    let known = match op {
+        Op::Activate | Op::ActivateGrad => Activation::from_code(variant, 0.0).is_some(),
+        Op::Loss => Loss::from_code(variant, 0.0).is_some(),
+        Op::Update => Rule::from_code(variant, [0.0; 4]).is_some(),
+        _ => variant == 0,
+    };
     i32::from(known && dtype <= abi::F64)
 }
 
@@ -166,9 +226,7 @@ unsafe extern "C" fn write<B: Exportable>(
 ) -> Status {
     run::<B>(c, |cx| {
         by_dtype!(dtype, E => {
-            // SAFETY: the host passes `len` elements of the call's type.
-            let h = unsafe { std::slice::from_raw_parts(host.cast::<E>(), len) };
-            Backend::<E>::write(&cx.backend, h, buf_mut::<B, E>(b)?)
+            Backend::<E>::write(&cx.backend, host_slice::<E>(host, len)?, buf_mut::<B, E>(b)?)
         })
     })
 }
@@ -182,9 +240,7 @@ unsafe extern "C" fn read<B: Exportable>(
 ) -> Status {
     run::<B>(c, |cx| {
         by_dtype!(dtype, E => {
-            // SAFETY: the host passes room for `len` elements of the call's type.
-            let h = unsafe { std::slice::from_raw_parts_mut(host.cast::<E>(), len) };
-            Backend::<E>::download(&cx.backend, buf::<B, E>(b)?, h)
+            Backend::<E>::download(&cx.backend, buf::<B, E>(b)?, host_slice_mut::<E>(host, len)?)
         })
     })
 }
@@ -210,10 +266,10 @@ unsafe extern "C" fn gemm<B: Exportable>(
 ) -> Status {
     let t = |x: u32| if x != 0 { Trans::Yes } else { Trans::No };
     let s = Gemm { ta: t(ta), tb: t(tb), m, n, k };
-    run::<B>(
-        c,
-        |cx| by_dtype!(dtype, E => cx.backend.gemm(s, E::of(alpha), buf::<B, E>(a)?, buf::<B, E>(b)?, E::of(beta), buf_mut::<B, E>(out)?)),
-    )
+    run::<B>(c, |cx| {
+        unaliased("gemm", &[out], &[a, b])?;
+        by_dtype!(dtype, E => cx.backend.gemm(s, E::of(alpha), buf::<B, E>(a)?, buf::<B, E>(b)?, E::of(beta), buf_mut::<B, E>(out)?))
+    })
 }
 
 unsafe extern "C" fn hadamard<B: Exportable>(
@@ -223,10 +279,10 @@ unsafe extern "C" fn hadamard<B: Exportable>(
     x: *const Buffer,
     y: *mut Buffer,
 ) -> Status {
-    run::<B>(
-        c,
-        |cx| by_dtype!(dtype, E => Backend::<E>::hadamard(&cx.backend, len, buf::<B, E>(x)?, buf_mut::<B, E>(y)?)),
-    )
+    run::<B>(c, |cx| {
+        unaliased("hadamard", &[y], &[x])?;
+        by_dtype!(dtype, E => Backend::<E>::hadamard(&cx.backend, len, buf::<B, E>(x)?, buf_mut::<B, E>(y)?))
+    })
 }
 
 unsafe extern "C" fn axpy<B: Exportable>(
@@ -237,7 +293,10 @@ unsafe extern "C" fn axpy<B: Exportable>(
     x: *const Buffer,
     y: *mut Buffer,
 ) -> Status {
-    run::<B>(c, |cx| by_dtype!(dtype, E => cx.backend.axpy(len, E::of(alpha), buf::<B, E>(x)?, buf_mut::<B, E>(y)?)))
+    run::<B>(c, |cx| {
+        unaliased("axpy", &[y], &[x])?;
+        by_dtype!(dtype, E => cx.backend.axpy(len, E::of(alpha), buf::<B, E>(x)?, buf_mut::<B, E>(y)?))
+    })
 }
 
 unsafe extern "C" fn copy<B: Exportable>(
@@ -247,7 +306,10 @@ unsafe extern "C" fn copy<B: Exportable>(
     x: *const Buffer,
     y: *mut Buffer,
 ) -> Status {
-    run::<B>(c, |cx| by_dtype!(dtype, E => Backend::<E>::copy(&cx.backend, len, buf::<B, E>(x)?, buf_mut::<B, E>(y)?)))
+    run::<B>(c, |cx| {
+        unaliased("copy", &[y], &[x])?;
+        by_dtype!(dtype, E => Backend::<E>::copy(&cx.backend, len, buf::<B, E>(x)?, buf_mut::<B, E>(y)?))
+    })
 }
 
 unsafe extern "C" fn bias_add<B: Exportable>(
@@ -259,10 +321,10 @@ unsafe extern "C" fn bias_add<B: Exportable>(
     z: *mut Buffer,
 ) -> Status {
     let d = Dims::new(rows, cols);
-    run::<B>(
-        c,
-        |cx| by_dtype!(dtype, E => Backend::<E>::bias_add(&cx.backend, d, buf::<B, E>(bias)?, buf_mut::<B, E>(z)?)),
-    )
+    run::<B>(c, |cx| {
+        unaliased("bias_add", &[z], &[bias])?;
+        by_dtype!(dtype, E => Backend::<E>::bias_add(&cx.backend, d, buf::<B, E>(bias)?, buf_mut::<B, E>(z)?))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -278,6 +340,7 @@ unsafe extern "C" fn activate<B: Exportable>(
 ) -> Status {
     run::<B>(c, |cx| {
         let f = activation(act, alpha)?;
+        unaliased("activate", &[a], &[z])?;
         by_dtype!(dtype, E => Backend::<E>::activate(&cx.backend, f, Dims::new(rows, cols), buf::<B, E>(z)?, buf_mut::<B, E>(a)?))
     })
 }
@@ -297,6 +360,7 @@ unsafe extern "C" fn bias_add_activate<B: Exportable>(
     run::<B>(c, |cx| {
         let f = activation(act, alpha)?;
         let d = Dims::new(rows, cols);
+        unaliased("bias_add_activate", &[z, a], &[bias])?;
         by_dtype!(dtype, E => Backend::<E>::bias_add_activate(&cx.backend, f, d, buf::<B, E>(bias)?, buf_mut::<B, E>(z)?, buf_mut::<B, E>(a)?))
     })
 }
@@ -316,6 +380,7 @@ unsafe extern "C" fn activate_grad<B: Exportable>(
     run::<B>(c, |cx| {
         let f = activation(act, alpha)?;
         let d = Dims::new(rows, cols);
+        unaliased("activate_grad", &[delta], &[z, a])?;
         by_dtype!(dtype, E => Backend::<E>::activate_grad(&cx.backend, f, d, buf::<B, E>(z)?, buf::<B, E>(a)?, buf_mut::<B, E>(delta)?))
     })
 }
@@ -332,10 +397,10 @@ unsafe extern "C" fn sum_rows<B: Exportable>(
     out: *mut Buffer,
 ) -> Status {
     let d = Dims::new(rows, cols);
-    run::<B>(
-        c,
-        |cx| by_dtype!(dtype, E => cx.backend.sum_rows(d, E::of(alpha), buf::<B, E>(x)?, E::of(beta), buf_mut::<B, E>(out)?)),
-    )
+    run::<B>(c, |cx| {
+        unaliased("sum_rows", &[out], &[x])?;
+        by_dtype!(dtype, E => cx.backend.sum_rows(d, E::of(alpha), buf::<B, E>(x)?, E::of(beta), buf_mut::<B, E>(out)?))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -354,6 +419,7 @@ unsafe extern "C" fn loss<B: Exportable>(
     run::<B>(c, |cx| {
         let l = Loss::from_code(code, param).ok_or_else(|| Error::invalid("loss", format!("code {code}")))?;
         let d = Dims::new(rows, cols);
+        unaliased("loss", &[grad, stats], &[out, target])?;
         by_dtype!(dtype, E => Backend::<E>::loss(&cx.backend, l, d, buf::<B, E>(out)?, buf::<B, E>(target)?, buf_mut::<B, E>(grad)?, buf_mut::<B, E>(stats)?))
     })
 }
@@ -374,6 +440,8 @@ unsafe extern "C" fn update<B: Exportable>(
         let u = unsafe { u.as_ref() }.ok_or_else(|| Error::invalid("update", "NULL descriptor"))?;
         let rule = Rule::from_code(u.rule, u.p).ok_or_else(|| Error::invalid("rule", format!("code {}", u.rule)))?;
         let update = Update { rule, lr: u.lr, t: u.t, l2: u.l2, decay: u.decay };
+        let written = [w.cast_const(), s0.cast_const(), s1.cast_const()];
+        unaliased("update", &written[..1 + rule.state_count()], &[g])?;
         by_dtype!(dtype, E => {
             let (w, g) = (buf_mut::<B, E>(w)?, buf::<B, E>(g)?);
             let mut state = [s0, s1]

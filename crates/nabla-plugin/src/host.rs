@@ -13,7 +13,7 @@ use std::ptr::{self, NonNull};
 use std::sync::{Arc, Mutex};
 
 use libloading::Library;
-use nabla_core::backend::{Backend, Dims, Gemm, Trans};
+use nabla_core::backend::{Backend, Dims, Gemm, Owner, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Update, check};
 
 use crate::abi::{self, BackendV1, Buffer, Op, UpdateDesc};
@@ -42,6 +42,9 @@ struct Loaded {
     supported: [[u32; 2]; 11],
     /// Serialises every call into the plugin.
     lock: Mutex<()>,
+    /// The identity its buffers carry: a buffer of another plugin (or another load of the same
+    /// one) is refused, since its handle means nothing to this context.
+    owner: Owner,
     /// Declared last so that it is dropped (unloaded) after `destroy` has run.
     _library: Library,
 }
@@ -103,6 +106,11 @@ impl<E> Drop for PluginBuf<E> {
 }
 
 impl<E> PluginBuf<E> {
+    /// The plugin instance that allocated this buffer.
+    pub fn owner(&self) -> Owner {
+        self.loaded.owner
+    }
+
     fn raw(&self) -> *const Buffer {
         self.ptr.as_ptr()
     }
@@ -174,6 +182,12 @@ impl PluginBackend {
         // SAFETY: the table is at least as large as `BackendV1`.
         let t = unsafe { &*table };
         if let Some(missing) = REQUIRED.iter().find(|name| is_null(t, name)) {
+            // The plugin made a context for us: give it back before refusing the plugin.
+            if let Some(destroy) = t.destroy {
+                // SAFETY: the table's version and size are ours, so `destroy` is where the ABI
+                // puts it; the context is not used again.
+                unsafe { destroy(t.ctx) };
+            }
             return Err(bad(format!("its `{missing}` function pointer is NULL")));
         }
         let name = if t.name.is_null() {
@@ -188,13 +202,14 @@ impl PluginBackend {
                 for v in 0..op.variants() {
                     // SAFETY: `supports` is non-null (checked above).
                     let yes = unsafe { t.supports.map_or(0, |f| f(t.ctx, op as u32, dtype, v)) };
-                    if yes != 0 {
+                    if yes != 0 && v < u32::BITS {
                         supported[op as usize][dtype as usize] |= 1 << v;
                     }
                 }
             }
         }
-        let loaded = Loaded { table, name, path: abs, supported, lock: Mutex::new(()), _library: library };
+        let loaded =
+            Loaded { table, name, path: abs, supported, lock: Mutex::new(()), owner: Owner::new(), _library: library };
         Ok(PluginBackend { loaded: Arc::new(loaded) })
     }
 
@@ -206,7 +221,17 @@ impl PluginBackend {
     /// Whether the plugin supports `op` in `dtype` for `variant` (activation, loss or rule
     /// code; 0 for the others).
     pub fn supports(&self, op: Op, dtype: u32, variant: u32) -> bool {
-        dtype < 2 && self.loaded.supported[op as usize][dtype as usize] & (1 << variant) != 0
+        let bits = if dtype < 2 { self.loaded.supported[op as usize][dtype as usize] } else { 0 };
+        bits.checked_shr(variant).is_some_and(|b| b & 1 != 0)
+    }
+
+    /// Refuses any operand that another plugin instance allocated.
+    fn own<E>(&self, op: &'static str, operands: &[(&str, &PluginBuf<E>)]) -> Result<()> {
+        let mine = self.loaded.owner;
+        match operands.iter().find(|(_, b)| b.owner() != mine) {
+            None => Ok(()),
+            Some((name, b)) => mine.check(|| self.name_for_errors(), op, &[(name, b.owner())]),
+        }
     }
 
     fn table(&self) -> &BackendV1 {
@@ -307,12 +332,14 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn write(&self, host: &[E], buf: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("write", host.len(), &[("buffer", buf.len)])?;
+        self.own("write", &[("buffer", buf)])?;
         let (src, n, dst) = (host.as_ptr().cast::<c_void>(), host.len(), buf.raw_mut());
         self.call("write", |t| ffi!(t, write(t.ctx, E::CODE, src, n, dst)))
     }
 
     fn download(&self, buf: &PluginBuf<E>, host: &mut [E]) -> Result<()> {
         check::elementwise("download", host.len(), &[("buffer", buf.len)])?;
+        self.own("download", &[("buffer", buf)])?;
         let (src, n, dst) = (buf.raw(), host.len(), host.as_mut_ptr().cast::<c_void>());
         self.call("read", |t| ffi!(t, read(t.ctx, E::CODE, src, dst, n)))
     }
@@ -323,6 +350,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn gemm(&self, s: Gemm, alpha: E, a: &PluginBuf<E>, b: &PluginBuf<E>, beta: E, c: &mut PluginBuf<E>) -> Result<()> {
         check::gemm(&s, a.len, b.len, c.len)?;
+        self.own("gemm", &[("A", a), ("B", b), ("C", c)])?;
         self.require(Op::Gemm, E::CODE, 0, || "gemm".into())?;
         let (ta, tb) = (u32::from(s.ta == Trans::Yes), u32::from(s.tb == Trans::Yes));
         let (pa, pb, pc) = (a.raw(), b.raw(), c.raw_mut());
@@ -331,6 +359,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn copy(&self, len: usize, src: &PluginBuf<E>, dst: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("copy", len, &[("src", src.len), ("dst", dst.len)])?;
+        self.own("copy", &[("src", src), ("dst", dst)])?;
         if self.table().copy.is_none() || !self.supports(Op::Copy, E::CODE, 0) {
             return self.activate(Activation::Identity, Dims::new(1, len), src, dst);
         }
@@ -340,6 +369,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn hadamard(&self, len: usize, x: &PluginBuf<E>, y: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("hadamard", len, &[("x", x.len), ("y", y.len)])?;
+        self.own("hadamard", &[("x", x), ("y", y)])?;
         self.require(Op::Hadamard, E::CODE, 0, || "hadamard".into())?;
         let (px, py) = (x.raw(), y.raw_mut());
         self.call("hadamard", |t| ffi!(t, hadamard(t.ctx, E::CODE, len, px, py)))
@@ -347,6 +377,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn axpy(&self, len: usize, alpha: E, x: &PluginBuf<E>, y: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("axpy", len, &[("x", x.len), ("y", y.len)])?;
+        self.own("axpy", &[("x", x), ("y", y)])?;
         self.require(Op::Axpy, E::CODE, 0, || "axpy".into())?;
         let (px, py) = (x.raw(), y.raw_mut());
         self.call("axpy", |t| ffi!(t, axpy(t.ctx, E::CODE, len, alpha.f64(), px, py)))
@@ -355,6 +386,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     fn bias_add(&self, d: Dims, bias: &PluginBuf<E>, z: &mut PluginBuf<E>) -> Result<()> {
         check::bias("bias_add", d, bias.len)?;
         check::matrices("bias_add", d, &[("z", z.len)])?;
+        self.own("bias_add", &[("bias", bias), ("z", z)])?;
         self.require(Op::BiasAdd, E::CODE, 0, || "bias_add".into())?;
         let (pb, pz) = (bias.raw(), z.raw_mut());
         self.call("bias_add", |t| ffi!(t, bias_add(t.ctx, E::CODE, d.rows, d.cols, pb, pz)))
@@ -362,6 +394,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn activate(&self, f: Activation, d: Dims, z: &PluginBuf<E>, a: &mut PluginBuf<E>) -> Result<()> {
         check::matrices("activate", d, &[("z", z.len), ("a", a.len)])?;
+        self.own("activate", &[("z", z), ("a", a)])?;
         self.require(Op::Activate, E::CODE, f.code(), || format!("activate ({f})"))?;
         let (pz, pa) = (z.raw(), a.raw_mut());
         self.call("activate", |t| ffi!(t, activate(t.ctx, E::CODE, f.code(), f.alpha(), d.rows, d.cols, pz, pa)))
@@ -381,6 +414,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
         }
         check::bias("bias_add_activate", d, bias.len)?;
         check::matrices("bias_add_activate", d, &[("z", z.len), ("a", a.len)])?;
+        self.own("bias_add_activate", &[("bias", bias), ("z", z), ("a", a)])?;
         self.require(Op::BiasAdd, E::CODE, 0, || "bias_add".into())?;
         self.require(Op::Activate, E::CODE, f.code(), || format!("activate ({f})"))?;
         let (pb, pz, pa) = (bias.raw(), z.raw_mut(), a.raw_mut());
@@ -398,6 +432,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
         delta: &mut PluginBuf<E>,
     ) -> Result<()> {
         check::matrices("activate_grad", d, &[("z", z.len), ("a", a.len), ("delta", delta.len)])?;
+        self.own("activate_grad", &[("z", z), ("a", a), ("delta", delta)])?;
         self.require(Op::ActivateGrad, E::CODE, f.code(), || format!("activate_grad ({f})"))?;
         let (pz, pa, pd) = (z.raw(), a.raw(), delta.raw_mut());
         self.call("activate_grad", |t| {
@@ -408,6 +443,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     fn sum_rows(&self, d: Dims, alpha: E, x: &PluginBuf<E>, beta: E, out: &mut PluginBuf<E>) -> Result<()> {
         check::matrices("sum_rows", d, &[("x", x.len)])?;
         check::bias("sum_rows", d, out.len)?;
+        self.own("sum_rows", &[("x", x), ("out", out)])?;
         self.require(Op::SumRows, E::CODE, 0, || "sum_rows".into())?;
         let (px, po) = (x.raw(), out.raw_mut());
         self.call("sum_rows", |t| ffi!(t, sum_rows(t.ctx, E::CODE, d.rows, d.cols, alpha.f64(), px, beta.f64(), po)))
@@ -424,6 +460,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     ) -> Result<()> {
         check::matrices("loss", d, &[("output", out.len), ("target", target.len), ("grad", grad.len)])?;
         check::stats(stats.len)?;
+        self.own("loss", &[("output", out), ("target", target), ("grad", grad), ("stats", stats)])?;
         self.require(Op::Loss, E::CODE, l.code(), || format!("loss ({l})"))?;
         let (po, py, pg, ps) = (out.raw(), target.raw(), grad.raw_mut(), stats.raw_mut());
         self.call("loss", |t| ffi!(t, loss(t.ctx, E::CODE, l.code(), l.param(), d.rows, d.cols, po, py, pg, ps)))
@@ -439,6 +476,10 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     ) -> Result<()> {
         check::elementwise("update", len, &[("w", w.len), ("g", g.len)])?;
         check::state(len, u.rule.state_count(), state.iter().map(|s| s.len))?;
+        self.own("update", &[("w", w), ("g", g)])?;
+        for s in state.iter() {
+            self.own("update", &[("state", s)])?;
+        }
         self.require(Op::Update, E::CODE, u.rule.code(), || format!("update ({:?})", u.rule))?;
         let (c1, c2) = u.adam_corrections();
         let desc = UpdateDesc {
@@ -460,6 +501,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("dropout_mask", len, &[("mask", mask.len)])?;
+        self.own("dropout_mask", &[("mask", mask)])?;
         self.require(Op::DropoutMask, E::CODE, 0, || "dropout_mask".into())?;
         let pm = mask.raw_mut();
         self.call("dropout_mask", |t| ffi!(t, dropout_mask(t.ctx, E::CODE, len, rate, seed, pm)))
