@@ -426,3 +426,95 @@ fn gradient_descent_reaches_the_least_squares_solution() {
         "full-batch GD with a small step never increases the loss"
     );
 }
+
+/// A run of `total` epochs straight, and the same run as `first` epochs, checkpointed after its
+/// `fit` returned (early stopping having put the best weights into the network), then resumed
+/// to `total`: the two must agree bit for bit — final weights, live weights and every epoch.
+fn resume_after_early_stopping(opt: &str, dropout: f64, schedule: Schedule, batch_size: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate("moons", Spec { samples: Some(160), noise: Some(0.3), ..Spec::default() }, 4).unwrap();
+    let (train, val) = (data.select(&(0..120).collect::<Vec<_>>()), data.select(&(120..160).collect::<Vec<_>>()));
+    let arch =
+        Architecture::new(&[2, 16, 16, 2], Activation::Tanh, Loss::SoftmaxCe).unwrap().with_dropout(dropout).unwrap();
+    let ((x, y), (vx, vy)) = (matrices::<f64>(&train, 2), matrices::<f64>(&val, 2));
+    let (h, v) = (HostData { x: &x, y: &y, rows: 120 }, HostData { x: &vx, y: &vy, rows: 40 });
+    let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 100, min_delta: 0.0, restore_best: true };
+    let opt = OptimizerConfig::named(opt, 0.1).unwrap();
+    let config = |epochs| TrainConfig {
+        epochs,
+        batch_size,
+        seed: 3,
+        schedule,
+        early_stopping: Some(es),
+        ..TrainConfig::default()
+    };
+    let make = || Network::new(nabla::Reference, arch.clone(), Init::Auto, 9).unwrap();
+
+    let mut straight = Trainer::new(make(), opt, config(24)).unwrap();
+    straight.fit(h, Some(v), &mut Silent).unwrap();
+
+    let path = dir.path().join("run.ckpt.safetensors");
+    let mut first = Trainer::new(make(), opt, config(12)).unwrap();
+    first.fit(h, Some(v), &mut Silent).unwrap();
+    let best_epoch = first.stop_state.best_epoch;
+    first.save_checkpoint(&path, &[]).unwrap();
+    let (mut resumed, _) = Trainer::<f64, _>::resume(nabla::Reference, &path).unwrap();
+    resumed.config.epochs = 24;
+    resumed.fit(h, Some(v), &mut Silent).unwrap();
+
+    let case = format!("{opt:?} dropout {dropout} {schedule:?} (best of the first 12 epochs: {best_epoch})");
+    let untimed = |t: &Trainer<f64, nabla::Reference>| -> Vec<EpochReport> {
+        t.history.iter().map(|r| EpochReport { seconds: 0.0, samples_per_sec: 0.0, ..r.clone() }).collect()
+    };
+    assert_eq!(untimed(&straight), untimed(&resumed), "{case}: epochs");
+    assert_eq!(straight.live_parameters().unwrap(), resumed.live_parameters().unwrap(), "{case}: live weights");
+    assert_eq!(straight.net.parameters_to_host().unwrap(), resumed.net.parameters_to_host().unwrap(), "{case}: best");
+    // And in one process: a second `fit` after a restoring one continues from the live weights.
+    let mut again = Trainer::new(make(), opt, config(12)).unwrap();
+    again.fit(h, Some(v), &mut Silent).unwrap();
+    again.config.epochs = 24;
+    again.fit(h, Some(v), &mut Silent).unwrap();
+    assert_eq!(straight.live_parameters().unwrap(), again.live_parameters().unwrap(), "{case}: fit twice");
+}
+
+#[test]
+fn resume_after_a_restoring_fit_continues_the_live_run() {
+    for opt in ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"] {
+        resume_after_early_stopping(opt, 0.0, Schedule::Constant, 16);
+    }
+    resume_after_early_stopping("adam", 0.2, "plateau:0.5:1".parse().unwrap(), 16);
+    // (Not cosine: its rate depends on the total epoch count, which the first run sets to 12.)
+    resume_after_early_stopping("momentum", 0.1, "step:3:0.5".parse().unwrap(), 32);
+    resume_after_early_stopping("rprop", 0.0, Schedule::Constant, 120);
+}
+
+/// Changes the batch size (and `drop_last`) after each epoch, as an observer may.
+struct Rebatch(Vec<(usize, bool)>, Vec<usize>);
+
+impl<E: Element, B: Backend<E>> Observer<E, B> for Rebatch {
+    fn on_step(&mut self, s: &nabla::train::StepReport) -> Control {
+        self.1.push(s.rows);
+        Control::Continue
+    }
+    fn on_epoch(&mut self, r: &EpochReport, t: &mut Trainer<E, B>) -> nabla::Result<Control> {
+        if let Some(&(batch, drop_last)) = self.0.get(r.epoch - 1) {
+            (t.config.batch_size, t.config.drop_last) = (batch, drop_last);
+        }
+        Ok(Control::Continue)
+    }
+}
+
+#[test]
+fn changing_the_batch_size_between_epochs_remakes_the_batches() {
+    let data = generate("moons", Spec { samples: Some(100), ..Spec::default() }, 2).unwrap();
+    let arch = Architecture::new(&[2, 8, 2], Activation::Tanh, Loss::SoftmaxCe).unwrap();
+    let (x, y) = matrices::<f32>(&data, 2);
+    let net = Network::new(nabla::Reference, arch, Init::Auto, 3).unwrap();
+    let config = TrainConfig { epochs: 4, batch_size: 50, ..TrainConfig::default() };
+    let mut t = Trainer::new(net, OptimizerConfig::named("sgd", 0.1).unwrap(), config).unwrap();
+    // 50 → 55 (same batch count, other rows: panicked before), 55 → 40 (3 batches) → 35 with
+    // drop_last (2 batches, the rows of 40 trained twice and others skipped before).
+    let mut obs = Rebatch(vec![(55, false), (40, false), (35, true)], Vec::new());
+    t.fit(HostData { x: &x, y: &y, rows: 100 }, None, &mut obs).unwrap();
+    assert_eq!(obs.1, [50, 50, 55, 45, 40, 40, 20, 35, 35]);
+}

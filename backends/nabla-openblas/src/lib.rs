@@ -90,7 +90,7 @@ impl<E: Element> Backend<E> for OpenBlas {
     }
 
     fn alloc(&self, len: usize) -> Result<Vec<E>> {
-        Ok(vec![E::zero(); len])
+        nabla_core::memory::filled(len, E::zero(), "an OpenBLAS-backend buffer")
     }
 
     fn len(&self, buf: &Vec<E>) -> usize {

@@ -287,10 +287,11 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
     pub fn save_checkpoint(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
         let arch = self.net.architecture();
         let mut w = Writer::new(CHECKPOINT_FORMAT, arch, E::DTYPE)?;
-        w.parameters(arch, "", &self.net.parameters_to_host()?);
+        // The live weights, not the best ones early stopping may have put into the network.
+        w.parameters(arch, "", &self.live_parameters()?);
         for (t, (name, shape)) in parameter_shapes(arch, "optimizer.").into_iter().enumerate() {
             for (k, buf) in self.opt.state()[t].iter().enumerate() {
-                let mut host = vec![E::zero(); self.net.backend().len(buf)];
+                let mut host = crate::memory::filled(self.net.backend().len(buf), E::zero(), "optimizer state")?;
                 self.net.backend().download(buf, &mut host)?;
                 w.tensor(format!("{name}.{k}"), shape.clone(), &host);
             }

@@ -81,6 +81,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A host buffer sized from input could not be allocated.
+    #[error(
+        "cannot allocate {bytes} bytes for {what}: not enough memory; use smaller sizes or check \
+         the numbers in the input"
+    )]
+    OutOfMemory {
+        /// What the memory was for.
+        what: String,
+        /// How much was asked for.
+        bytes: usize,
+    },
+
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

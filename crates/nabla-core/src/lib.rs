@@ -47,6 +47,7 @@ pub mod gradcheck;
 pub mod init;
 pub mod inspect;
 pub mod loss;
+pub mod memory;
 pub mod metrics;
 pub mod network;
 pub mod optim;

@@ -17,6 +17,7 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::loss::Loss;
+use crate::memory;
 use crate::optim::{Optimizer, OptimizerConfig, Param};
 
 /// The shape of a network: layer sizes, one activation per layer, the loss, and dropout.
@@ -98,6 +99,16 @@ impl Architecture {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::invalid("dropout", format!("{}; it must be in [0, 1)", self.dropout)));
         }
+        let count = (0..self.layers()).try_fold(0usize, |total, l| {
+            let (out, inp) = (self.sizes[l + 1], self.sizes[l]);
+            out.checked_mul(inp).and_then(|w| w.checked_add(out)).and_then(|p| total.checked_add(p))
+        });
+        if count.is_none_or(|c| c > MAX_PARAMETERS) {
+            return Err(Error::invalid(
+                "layers",
+                format!("{:?} has more than {MAX_PARAMETERS} parameters; no machine holds that", self.sizes),
+            ));
+        }
         Ok(())
     }
 
@@ -131,6 +142,10 @@ impl Architecture {
         (0..self.layers()).map(|l| self.weight_dims(l).len() + self.sizes[l + 1]).sum()
     }
 }
+
+/// The most parameters an architecture may have (2³⁶, 256 GiB in f32): beyond any machine, so a
+/// larger count in a file or a flag is an error before anything is allocated.
+pub const MAX_PARAMETERS: usize = 1 << 36;
 
 /// Whether a forward pass is for training (dropout active; the fused output activation is left
 /// to the loss) or for evaluation (deterministic; every activation computed).
@@ -480,7 +495,10 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
             for buf in [&p.weight, &p.bias] {
                 let len = self.backend.len(buf);
                 let bufs = (0..config.rule.state_count())
-                    .map(|i| self.backend.upload(&vec![E::of(config.rule.initial_state(i, config.lr)); len]))
+                    .map(|i| {
+                        let initial = E::of(config.rule.initial_state(i, config.lr));
+                        self.backend.upload(&memory::filled(len, initial, "optimizer state")?)
+                    })
                     .collect::<Result<_>>()?;
                 state.push(bufs);
             }
@@ -508,7 +526,8 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// [`Network::predict_into`] returning a new vector.
     pub fn predict(&mut self, x: &[E]) -> Result<Vec<E>> {
         let rows = rows_of("predict", x.len(), self.arch.inputs(), "inputs")?;
-        let mut out = vec![E::zero(); rows * self.arch.outputs()];
+        let mut out =
+            memory::filled(memory::count(&[rows, self.arch.outputs()], "predictions")?, E::zero(), "predictions")?;
         self.predict_into(x, &mut out)?;
         Ok(out)
     }
@@ -580,7 +599,8 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
             'a' => &lw.a,
             _ => &lw.delta,
         };
-        let mut out = vec![E::zero(); rows * self.arch.sizes[l + 1]];
+        let len = memory::count(&[rows, self.arch.sizes[l + 1]], "layer values")?;
+        let mut out = memory::filled(len, E::zero(), "layer values")?;
         self.backend.download(buf, &mut out)?;
         Ok(out)
     }
@@ -599,7 +619,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     }
 
     fn download(&self, buf: &B::Buf) -> Result<Vec<E>> {
-        let mut out = vec![E::zero(); self.backend.len(buf)];
+        let mut out = memory::filled(self.backend.len(buf), E::zero(), "a downloaded tensor")?;
         self.backend.download(buf, &mut out)?;
         Ok(out)
     }

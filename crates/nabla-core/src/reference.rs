@@ -22,7 +22,7 @@ impl<E: Element> Backend<E> for Reference {
     }
 
     fn alloc(&self, len: usize) -> Result<Vec<E>> {
-        Ok(vec![E::zero(); len])
+        crate::memory::filled(len, E::zero(), "a reference-backend buffer")
     }
 
     fn len(&self, buf: &Vec<E>) -> usize {

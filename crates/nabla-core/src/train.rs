@@ -15,6 +15,7 @@ use crate::backend::Backend;
 use crate::dropout::mix64;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::network::{Network, Score};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Schedule, ScheduleState};
@@ -267,6 +268,11 @@ pub struct Trainer<E: Element, B: Backend<E>> {
     pub stopped: bool,
     /// Whether an observer asked to stop the current call of [`Trainer::fit`].
     interrupted: bool,
+    /// The weights training had reached when [`Trainer::fit`] put the best ones into the
+    /// network: the run's live state, which checkpoints store and a later `fit` continues from.
+    live_parameters: Option<Vec<Vec<E>>>,
+    /// `(samples, batch size, batches)` the device batches were made for.
+    batch_layout: (usize, usize, usize),
     batches: Vec<DeviceBatch<B::Buf>>,
     order: Vec<usize>,
     gather_x: Vec<E>,
@@ -289,6 +295,8 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             history: Vec::new(),
             stopped: false,
             interrupted: false,
+            live_parameters: None,
+            batch_layout: (0, 0, 0),
             batches: Vec::new(),
             order: Vec::new(),
             gather_x: Vec::new(),
@@ -307,6 +315,13 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
     ) -> Result<&[EpochReport]> {
         let first = self.history.len();
         self.interrupted = false;
+        if let Some(live) = self.live_parameters.take() {
+            // The network holds the best epoch's weights from the last call: go on from where
+            // training really was.
+            for (i, tensor) in live.iter().enumerate() {
+                self.net.set_parameter(i, tensor)?;
+            }
+        }
         while self.epoch < self.config.epochs && !self.stopped && !self.interrupted {
             let report = self.run_epoch(train, val, observer)?;
             if self.early_stop(&report)? {
@@ -319,11 +334,22 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         if let (Some(best), Some(es)) = (self.best_parameters.as_ref(), self.config.early_stopping)
             && es.restore_best
         {
+            self.live_parameters = Some(self.net.parameters_to_host()?);
             for (i, tensor) in best.iter().enumerate() {
                 self.net.set_parameter(i, tensor)?;
             }
         }
         Ok(&self.history[first..])
+    }
+
+    /// The run's live parameters (`W¹, b¹, …`): where training stands, which after a
+    /// [`Trainer::fit`] that restored the best epoch's weights differs from what the network
+    /// holds. Checkpoints store these, so that a resumed run continues the same trajectory.
+    pub fn live_parameters(&self) -> Result<Vec<Vec<E>>> {
+        match &self.live_parameters {
+            Some(live) => Ok(live.clone()),
+            None => self.net.parameters_to_host(),
+        }
     }
 
     /// One epoch: set the learning rate, shuffle, upload the batches, train on each, then
@@ -415,13 +441,15 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
     fn upload_epoch(&mut self, data: HostData<'_, E>) -> Result<()> {
         let arch = self.net.architecture();
         let (n_in, n_out, n) = (arch.inputs(), arch.outputs(), data.rows);
-        if n == 0 || data.x.len() != n * n_in || data.y.len() != n * n_out {
+        let (want_x, want_y) = (n.checked_mul(n_in), n.checked_mul(n_out));
+        if n == 0 || want_x != Some(data.x.len()) || want_y != Some(data.y.len()) {
+            let show = |v: Option<usize>| v.map_or("more than memory holds".to_string(), |v| v.to_string());
             return Err(Error::shape(
                 "fit",
                 format!(
                     "{n} samples need {} feature values ({n_in} per sample) and {} target values ({n_out} per sample); got {} and {}",
-                    n * n_in,
-                    n * n_out,
+                    show(want_x),
+                    show(want_y),
                     data.x.len(),
                     data.y.len()
                 ),
@@ -430,16 +458,20 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         self.config.validate_for(self.opt.config(), n)?;
         let batch = self.config.batch_size.min(n);
         let count = if self.config.drop_last && n > batch { n / batch } else { n.div_ceil(batch) };
-        if self.order.len() != n || self.batches.len() != count {
+        // The batches are remade whenever the layout changes (an observer may change
+        // `config.batch_size` or `drop_last` between epochs).
+        if self.batch_layout != (n, batch, count) {
             self.batches.clear();
+            self.batch_layout = (0, 0, 0);
             for i in 0..count {
                 let rows = batch.min(n - i * batch);
                 let b = self.net.backend();
                 self.batches.push(DeviceBatch { x: b.alloc(rows * n_in)?, y: b.alloc(rows * n_out)?, rows });
             }
-            self.gather_x = vec![E::zero(); batch * n_in];
-            self.gather_y = vec![E::zero(); batch * n_out];
+            self.gather_x = memory::filled(batch * n_in, E::zero(), "a batch of features")?;
+            self.gather_y = memory::filled(batch * n_out, E::zero(), "a batch of targets")?;
             self.net.reserve(batch)?;
+            self.batch_layout = (n, batch, count);
         }
         self.order.clear();
         self.order.extend(0..n);
