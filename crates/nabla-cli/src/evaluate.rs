@@ -1,7 +1,6 @@
 //! Saved models at work: `nabla eval`, `nabla predict`, `nabla inspect`, and the evaluations
 //! and decision regions `nabla train` reports.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use nabla::checkpoint::{MODEL_FORMAT, StoredFile};
@@ -11,7 +10,7 @@ use nabla::{AnyBackend, Backend, BackendOptions, Element, Error, Network, Result
 use serde_json::{Value, json};
 
 use crate::args::{EvalArgs, InspectArgs, PredictArgs};
-use crate::config::{Config, DataConfig};
+use crate::config::{Config, DataConfig, ModelConfig};
 use crate::model::{check_fits, data_error, evaluation_data, matrices};
 use crate::plot::Regions;
 
@@ -95,11 +94,39 @@ struct Saved {
     config: Config,
 }
 
+/// Opens a model file, which is untrusted input: the architecture is validated and checked
+/// against the tensors (by `load_model`), a stored scaler must fit the input width and be
+/// finite, and of the stored configuration only the target column and the task are kept.
 fn open(path: &std::path::Path, backend: &str) -> Result<Saved> {
     let backend = AnyBackend::from_name(backend, &BackendOptions::default())?;
     let (net, file) = load_model::<f32, _>(backend, path)?;
-    let scaler = file.metadata_json::<Scaler>("scaler").ok();
-    let config = file.metadata_json::<Config>("config").unwrap_or_default();
+    let bad = |detail: String| Error::Format { path: path.display().to_string(), detail };
+    let scaler = match file.metadata("scaler") {
+        Err(_) => None,
+        Ok(_) => {
+            let s: Scaler = file.metadata_json("scaler")?;
+            let inputs = net.architecture().inputs();
+            if s.offset.len() != inputs || s.scale.len() != inputs {
+                return Err(bad(format!(
+                    "the stored scaler has {} offsets and {} scales for a model of {inputs} inputs",
+                    s.offset.len(),
+                    s.scale.len()
+                )));
+            }
+            if s.offset.iter().chain(&s.scale).any(|v| !v.is_finite()) {
+                return Err(bad("the stored scaler holds a non-finite value".into()));
+            }
+            Some(s)
+        }
+    };
+    let stored = match file.metadata("config") {
+        Err(_) => Config::default(),
+        Ok(_) => file.metadata_json::<Config>("config")?,
+    };
+    let config = Config {
+        data: DataConfig { target: stored.data.target, task: stored.data.task, ..DataConfig::default() },
+        ..Config::default()
+    };
     Ok(Saved { net, scaler, config })
 }
 
@@ -107,21 +134,24 @@ fn open(path: &std::path::Path, backend: &str) -> Result<Saved> {
 /// the test files).
 pub fn eval(args: &EvalArgs) -> Result<ExitCode> {
     let mut saved = open(&args.model, &args.backend)?;
+    let arch = saved.net.architecture();
+    // The data named on the command line, read as the model needs it: its target column and
+    // task (kept from the file), its loss, and for the spirals as many arms as it has outputs.
+    // Nothing else of the stored configuration (sizes, paths, seeds) is used.
+    let classes = (args.data == "spirals" && arch.outputs() >= 2).then_some(arch.outputs());
     let flags = Config {
         data: DataConfig {
             source: Some(args.data.clone()),
-            target: args.target.clone(),
+            target: args.target.clone().or(saved.config.data.target.clone()),
+            task: saved.config.data.task.clone(),
             dir: args.data_dir.clone(),
+            classes,
             ..DataConfig::default()
         },
+        model: ModelConfig { loss: Some(arch.loss.to_string()), ..ModelConfig::default() },
         ..Config::default()
     };
-    // The saved run's settings (seed, sample counts, task) with the data named on the command line.
-    let mut data_only = saved.config.clone();
-    data_only.data.val_split = None;
-    data_only.data.test_split = None;
-    data_only.data.test = None;
-    let r = data_only.overlay(&flags)?.resolve()?;
+    let r = flags.resolve()?;
     let mut data = evaluation_data(&r)?;
     check_fits(saved.net.architecture(), &data)?;
     if let Some(scaler) = &saved.scaler {
@@ -166,6 +196,9 @@ pub fn eval(args: &EvalArgs) -> Result<ExitCode> {
 
 /// `nabla predict`: one output row per input row; for classification also the predicted class.
 pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
+    let files =
+        [("--input", args.input.as_path()), ("--model", args.model.as_path()), ("--output", args.output.as_path())];
+    nabla::atomic::refuse_overwriting(&files, &["--output"])?;
     let mut saved = open(&args.model, &args.backend)?;
     let (_, mut x) = nabla::data::csv::read_features(&args.input).map_err(data_error)?;
     let inputs = saved.net.architecture().inputs();
@@ -196,9 +229,7 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
         }
         out.push('\n');
     }
-    let write =
-        |path: &std::path::Path| -> std::io::Result<()> { std::fs::File::create(path)?.write_all(out.as_bytes()) };
-    write(&args.output).map_err(|source| Error::Io { path: args.output.display().to_string(), source })?;
+    nabla::atomic::write(&args.output, out.as_bytes())?;
     eprintln!("wrote {} predictions to {}", classes.len(), args.output.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -70,6 +70,18 @@ impl Source {
         })
     }
 
+    /// The files this source reads (for an IDX folder, the files in it).
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Source::Builtin(_) => Vec::new(),
+            Source::Csv(p) => vec![p.clone()],
+            Source::Npy(x, y) => vec![x.clone(), y.clone()],
+            Source::Idx(dir) => std::fs::read_dir(dir)
+                .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default(),
+        }
+    }
+
     /// The scaling used when none is configured: pixels /255 for IDX, standardisation for
     /// other files, none for the generated sets.
     fn default_scaling(&self) -> Scaling {

@@ -39,7 +39,8 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Format { path: path.display().to_string(), detail: format!("drawing the plot failed: {e}") }
 }
 
-/// Draws with `draw` on a PNG or SVG canvas of `size`, chosen by `path`'s extension.
+/// Draws with `draw` on a PNG or SVG canvas of `size`, chosen by `path`'s extension, in memory,
+/// then writes the file atomically.
 fn render(
     path: &Path,
     size: (u32, u32),
@@ -48,19 +49,38 @@ fn render(
 ) -> Result<()> {
     register_font();
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    match ext.as_str() {
+    let bytes = match ext.as_str() {
         "png" => {
-            let root = BitMapBackend::new(path, size).into_drawing_area();
-            draw(&root).map_err(|e| plot_error(path, e))?;
-            root.present().map_err(|e| plot_error(path, e))
+            let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+                draw(&root).map_err(|e| plot_error(path, e))?;
+                root.present().map_err(|e| plot_error(path, e))?;
+            }
+            png_bytes(&rgb, size).map_err(|e| plot_error(path, e))?
         }
         "svg" => {
-            let root = SVGBackend::new(path, size).into_drawing_area();
-            draw_svg(&root).map_err(|e| plot_error(path, e))?;
-            root.present().map_err(|e| plot_error(path, e))
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                draw_svg(&root).map_err(|e| plot_error(path, e))?;
+                root.present().map_err(|e| plot_error(path, e))?;
+            }
+            svg.into_bytes()
         }
-        _ => Err(Error::invalid("--plot", format!("{}: give a .png or .svg file name", path.display()))),
-    }
+        _ => return Err(Error::invalid("--plot", format!("{}: give a .png or .svg file name", path.display()))),
+    };
+    nabla::atomic::write(path, &bytes)
+}
+
+/// An 8-bit RGB image of `size` encoded as PNG.
+fn png_bytes(rgb: &[u8], size: (u32, u32)) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, size.0, size.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(rgb)?;
+    Ok(out)
 }
 
 /// A labelled curve: `(label, colour, (epoch, value) points)`.

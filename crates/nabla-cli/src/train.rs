@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::args::TrainArgs;
 use crate::config::{Config, Resolved};
 use crate::evaluate::{evaluation, regions};
-use crate::model::{Prepared, matrices, prepare};
+use crate::model::{Prepared, Source, matrices, prepare};
 use crate::plot;
 
 /// Reads a TOML configuration file; unknown keys are errors that name the key.
@@ -47,7 +47,31 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     };
     let config = base.overlay(&args.config())?;
     let resolved = config.resolve()?;
+    refuse_overwriting_inputs(args, &resolved)?;
     if resolved.f64 { train::<f64>(args, &config, &resolved) } else { train::<f32>(args, &config, &resolved) }
+}
+
+/// Refuses, before training, an output file (`--save`, `--checkpoint`, `--plot`,
+/// `--plot-boundary`) that names an input (the configuration, the data, the checkpoint resumed
+/// from) or another output. `--checkpoint` may name the `--resume` file: the run goes on in it.
+fn refuse_overwriting_inputs(args: &TrainArgs, r: &Resolved) -> Result<()> {
+    let mut data = Source::parse(&r.source, r.data_dir.as_deref())?.files();
+    if let Some(test) = &r.test_source {
+        data.extend(Source::parse(test, r.data_dir.as_deref())?.files());
+    }
+    let resume_continues =
+        matches!((&args.checkpoint, &args.resume), (Some(c), Some(r)) if nabla::atomic::same_file(c, r));
+    let named = [
+        ("--config", &args.config),
+        ("--resume", if resume_continues { &None } else { &args.resume }),
+        ("--save", &args.save),
+        ("--checkpoint", &args.checkpoint),
+        ("--plot", &args.plot),
+        ("--plot-boundary", &args.plot_boundary),
+    ];
+    let mut files: Vec<(&str, &Path)> = named.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
+    files.extend(data.iter().map(|p| ("--data", p.as_path())));
+    nabla::atomic::refuse_overwriting(&files, &["--save", "--checkpoint", "--plot", "--plot-boundary"])
 }
 
 /// How progress is shown.

@@ -543,3 +543,107 @@ fn bench_json_contract_and_plot() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("W2") && stderr(&o).contains("tiny"), "{}", stderr(&o));
 }
+
+/// Rewrites metadata entry `key` of a safetensors file with `edit`, keeping the tensors.
+fn edit_metadata(path: &std::path::Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    use safetensors::tensor::{SafeTensors, TensorView};
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = meta.metadata().clone().unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&metadata[key]).unwrap();
+    edit(&mut value);
+    metadata.insert(key.to_string(), value.to_string());
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, TensorView<'_>)> = st.tensors();
+    let out = safetensors::serialize(views, Some(metadata)).unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+fn train_moons(dir: &std::path::Path, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (model, ckpt) = (dir.join("m.safetensors"), dir.join("c.safetensors"));
+    let mut args = vec![
+        "train",
+        "--dataset",
+        "moons",
+        "--layers",
+        "2,8,2",
+        "--epochs",
+        "3",
+        "--save",
+        model.to_str().unwrap(),
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let o = nabla(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (model, ckpt)
+}
+
+#[test]
+fn crafted_model_metadata_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, ckpt) = train_moons(dir.path(), &[]);
+    // Sizes and paths stored in the model's configuration are not used by `eval`: a huge sample
+    // count aborted the process with a failed allocation, a stored data.dir re-rooted paths.
+    edit_metadata(&model, "config", |c| {
+        c["data"]["samples"] = serde_json::json!(100_000_000_000_u64);
+        c["data"]["dir"] = serde_json::json!("/nonexistent-root");
+    });
+    let o = nabla(&["eval", "--model", model.to_str().unwrap(), "--data", "moons", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["samples"], 400, "the default moons, not the stored count");
+    // A stored scaler that does not fit the model is an error naming the file.
+    edit_metadata(&model, "scaler", |s| s["offset"] = serde_json::json!([0.0, 0.0, 0.0]));
+    let o = nabla(&["eval", "--model", model.to_str().unwrap(), "--data", "moons"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("3 offsets and 2 scales for a model of 2 inputs"), "{}", stderr(&o));
+    // A crafted step counter in a checkpoint is refused before training, not wrapped.
+    edit_metadata(&ckpt, "state", |s| s["optimizer_steps"] = serde_json::json!(u64::MAX));
+    let o = nabla(&["train", "--resume", ckpt.to_str().unwrap(), "--epochs", "4"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("optimizer_steps") && stderr(&o).contains("beyond"), "{}", stderr(&o));
+    // A generated set of absurd size from a crafted checkpoint's configuration is refused too.
+    edit_metadata(&ckpt, "state", |s| s["optimizer_steps"] = serde_json::json!(3));
+    edit_metadata(&ckpt, "config", |c| c["data"]["samples"] = serde_json::json!(100_000_000_000_u64));
+    let o = nabla(&["train", "--resume", ckpt.to_str().unwrap(), "--epochs", "4"]);
+    assert!(matches!(o.status.code(), Some(1 | 2)), "{}", stderr(&o));
+    assert!(stderr(&o).contains("at most 16777216 samples"), "{}", stderr(&o));
+}
+
+#[test]
+fn outputs_never_overwrite_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, ckpt) = train_moons(dir.path(), &[]);
+    let input = write(dir.path(), "x.csv", "x1,x2\n0.9,0.8\n0.1,0.1\n");
+    let before = std::fs::read(&input).unwrap();
+    let (m, i) = (model.to_str().unwrap(), input.to_str().unwrap());
+    for output in [i, m] {
+        let o = nabla(&["predict", "--model", m, "--input", i, "--output", output]);
+        assert_eq!(o.status.code(), Some(2), "--output {output}: {}", stderr(&o));
+        assert!(stderr(&o).contains("writing it would destroy that file"), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input CSV is intact");
+    // --save over the checkpoint being resumed would replace it with a model file.
+    let c = ckpt.to_str().unwrap();
+    let ckpt_before = std::fs::read(&ckpt).unwrap();
+    let o = nabla(&["train", "--resume", c, "--epochs", "4", "--save", c]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--save") && stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&ckpt).unwrap(), ckpt_before);
+    // Continuing to checkpoint into the resumed file is allowed.
+    let o = nabla(&["train", "--resume", c, "--epochs", "4", "--checkpoint", c, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A plot over the CSV data trained on is refused.
+    let data = write(dir.path(), "d.csv", "a,b,label\n0,0,0\n1,1,1\n0,1,1\n1,0,0\n");
+    let spec = format!("csv:{}", data.display());
+    let o = nabla(&["train", "--data", &spec, "--epochs", "1", "--plot", data.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--plot"), "{}", stderr(&o));
+    // A plot is written atomically (rendered in memory): a PNG appears, nothing else.
+    let png = dir.path().join("curves.png");
+    let o = nabla(&["train", "--data", &spec, "--epochs", "2", "--plot", png.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+}

@@ -13,8 +13,7 @@
 //! dtype and shape before anything is changed, and name the tensor that does not fit.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -54,6 +53,42 @@ pub struct RunState {
     pub stopped: bool,
     /// The reports of the epochs run so far.
     pub history: Vec<EpochReport>,
+}
+
+/// The largest step, pass or epoch count a checkpoint may hold: 2⁵³, below which every count is
+/// exact in f64 (Adam's bias corrections compute βᵗ) and a counter cannot wrap.
+pub const MAX_COUNT: u64 = 1 << 53;
+
+impl RunState {
+    /// Checks the counts against their bounds and against each other, so that a crafted file
+    /// cannot wrap a counter or point past the run.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, detail: String| Err(Error::invalid(format!("checkpoint {what}"), detail));
+        for (what, v) in [
+            ("optimizer_steps", self.optimizer_steps),
+            ("dropout_passes", self.dropout_passes),
+            ("epoch", self.epoch as u64),
+        ] {
+            if v > MAX_COUNT {
+                return bad(what, format!("{v} is beyond {MAX_COUNT}"));
+            }
+        }
+        if self.history.len() > self.epoch {
+            return bad("history", format!("{} epochs reported for {} run", self.history.len(), self.epoch));
+        }
+        let es = &self.early_stopping;
+        if es.best_epoch > self.epoch || es.bad_epochs > self.epoch || self.schedule.bad_epochs > self.epoch {
+            return bad("early stopping", format!("its epochs point past the {} run", self.epoch));
+        }
+        if es.best.is_some_and(|b| !b.is_finite()) {
+            return bad("early stopping", "its best value is not finite".into());
+        }
+        let f = self.schedule.factor;
+        if !(f.is_finite() && f > 0.0 && f <= 1.0) || self.schedule.best.is_nan() {
+            return bad("schedule", format!("factor {f} is not in (0, 1]"));
+        }
+        Ok(())
+    }
 }
 
 /// A model or checkpoint file read into memory, checked for its format.
@@ -122,7 +157,6 @@ impl Writer {
     }
 
     fn write(self, path: &Path) -> Result<()> {
-        let io = |source| Error::Io { path: path.display().to_string(), source };
         let views = self
             .tensors
             .iter()
@@ -134,21 +168,7 @@ impl Writer {
             .collect::<Result<Vec<_>>>()?;
         let bytes = safetensors::serialize(views, Some(self.metadata))
             .map_err(|e| Error::Format { path: path.display().to_string(), detail: e.to_string() })?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "nabla".into());
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
-            // Make the rename itself durable.
-            File::open(dir).and_then(|d| d.sync_all()).or(Ok(()))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        crate::atomic::write(path, &bytes)
     }
 }
 
@@ -160,7 +180,13 @@ impl StoredFile {
     /// Reads `path` and checks that it is a safetensors file of format `format`.
     pub fn open(path: &Path, format: &str) -> Result<StoredFile> {
         let bytes = fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        let file = StoredFile { bytes, path: path.display().to_string() };
+        StoredFile::from_bytes(bytes, &path.display().to_string(), format)
+    }
+
+    /// A file's bytes, checked to be a safetensors file of format `format`; `name` is used in
+    /// messages. (Everything in it is treated as untrusted input.)
+    pub fn from_bytes(bytes: Vec<u8>, name: &str, format: &str) -> Result<StoredFile> {
+        let file = StoredFile { bytes, path: name.to_string() };
         let found = file.metadata("format")?;
         if found != format {
             let what = if found == CHECKPOINT_FORMAT { "a checkpoint" } else { "a model file" };
@@ -244,7 +270,11 @@ pub fn save_model<E: Element, B: Backend<E>>(net: &Network<E, B>, path: &Path, e
 /// Reads a model file into a network on `backend`. Returns the network and the file (for its
 /// other metadata entries).
 pub fn load_model<E: Element, B: Backend<E>>(backend: B, path: &Path) -> Result<(Network<E, B>, StoredFile)> {
-    let file = StoredFile::open(path, MODEL_FORMAT)?;
+    network_from(backend, StoredFile::open(path, MODEL_FORMAT)?)
+}
+
+/// The network of a model file already read (see [`StoredFile::from_bytes`]).
+pub fn network_from<E: Element, B: Backend<E>>(backend: B, file: StoredFile) -> Result<(Network<E, B>, StoredFile)> {
     let arch = file.architecture()?;
     let st = file.tensors()?;
     let params = file.parameters::<E>(&st, &arch, "")?;
@@ -323,11 +353,16 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
     /// Rebuilds a run from a checkpoint on `backend`, to continue exactly where it stopped.
     /// Every tensor is checked before the trainer is built. Returns the trainer and the file.
     pub fn resume(backend: B, path: &Path) -> Result<(Trainer<E, B>, StoredFile)> {
-        let file = StoredFile::open(path, CHECKPOINT_FORMAT)?;
+        Trainer::resume_from(backend, StoredFile::open(path, CHECKPOINT_FORMAT)?)
+    }
+
+    /// [`Trainer::resume`] from a checkpoint already read (see [`StoredFile::from_bytes`]).
+    pub fn resume_from(backend: B, file: StoredFile) -> Result<(Trainer<E, B>, StoredFile)> {
         let arch = file.architecture()?;
         let optimizer: OptimizerConfig = file.metadata_json("optimizer")?;
         let config: TrainConfig = file.metadata_json("train")?;
         let state: RunState = file.metadata_json("state")?;
+        state.validate().map_err(|e| file.error(e.to_string()))?;
         let st = file.tensors()?;
         let params = file.parameters::<E>(&st, &arch, "")?;
         let mut opt_state = Vec::new();

@@ -35,6 +35,7 @@ macro_rules! serde_via_str {
 }
 
 pub mod activation;
+pub mod atomic;
 pub mod backend;
 pub mod check;
 pub mod checkpoint;

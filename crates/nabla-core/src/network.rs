@@ -443,7 +443,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         if opt.state.len() != 2 * self.params.len() {
             return Err(Error::shape("update", "the optimizer was made for another network"));
         }
-        opt.t += 1;
+        opt.advance()?;
         let (uw, ub) = (opt.update_for(Param::Weight), opt.update_for(Param::Bias));
         for ((p, g), state) in self.params.iter_mut().zip(&self.grads).zip(opt.state.chunks_exact_mut(2)) {
             let (sw, sb) = state.split_at_mut(1);
@@ -463,7 +463,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         self.output_error(y, rows)?;
         match opt.plain_sgd() {
             Some(lr) => {
-                opt.t += 1;
+                opt.advance()?;
                 self.backward_sgd(x, rows, lr)
             }
             None => {

@@ -164,6 +164,14 @@ impl<Buf> Optimizer<Buf> {
         self.t = t;
     }
 
+    /// Counts one more step (Adam's `t`), refusing to wrap.
+    pub(crate) fn advance(&mut self) -> Result<()> {
+        self.t = self.t.checked_add(1).ok_or_else(|| {
+            Error::invalid("optimizer steps", "the step counter is at its maximum (a crafted checkpoint?)")
+        })?;
+        Ok(())
+    }
+
     /// The state buffers of every tensor (for checkpoints).
     pub fn state(&self) -> &[Vec<Buf>] {
         &self.state

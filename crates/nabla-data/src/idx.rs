@@ -110,21 +110,43 @@ fn find(dir: &Path, base: &str) -> Result<PathBuf> {
     })
 }
 
-/// The file's bytes, gunzipped when they start with the gzip magic bytes.
+/// The file's bytes, gunzipped when they start with the gzip magic bytes. A compressed file is
+/// decompressed only as far as its header promises: the header, then at most the data bytes it
+/// declares plus one (so that a longer stream is reported as such), never a whole gzip bomb.
 fn contents(path: &Path) -> Result<Vec<u8>> {
     let raw = read_file(path)?;
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
-    let mut out = Vec::new();
-    MultiGzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(|e| {
+    let corrupt = |e: std::io::Error| {
         DataError::format(
             path.display().to_string(),
             format!("corrupt gzip data ({e}); the file is damaged or incomplete: fetch it again"),
         )
-    })?;
+    };
+    let mut gz = MultiGzDecoder::new(raw.as_slice());
+    let mut out = Vec::new();
+    (&mut gz).take(4).read_to_end(&mut out).map_err(corrupt)?;
+    let ndims = out.get(3).copied().unwrap_or(0);
+    (&mut gz).take(4 * u64::from(ndims)).read_to_end(&mut out).map_err(corrupt)?;
+    let sizes = out.get(4..).filter(|s| s.len() == 4 * usize::from(ndims)).unwrap_or_default();
+    // An incomplete or overflowing header reads one byte more; `header` then says what is wrong.
+    let declared = sizes
+        .chunks_exact(4)
+        .try_fold(1u64, |n, c| n.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))))
+        .filter(|_| !sizes.is_empty())
+        .unwrap_or(0);
+    (&mut gz).take(declared.saturating_add(1)).read_to_end(&mut out).map_err(corrupt)?;
+    if !out.starts_with(&[0, 0, 0x08]) {
+        // Not an IDX header: tell damaged compressed data (a failing checksum further on) from a
+        // sound stream of something else, reading on into nothing, as far as a bound.
+        std::io::copy(&mut gz.take(MAX_CHECKED), &mut std::io::sink()).map_err(corrupt)?;
+    }
     Ok(out)
 }
+
+/// How far a compressed file whose header is not IDX is read on to check its integrity.
+const MAX_CHECKED: u64 = 64 << 20;
 
 /// Checks the magic number of an IDX file of `what`s with `ndims` dimensions; returns the
 /// declared sizes and the bytes after the header.

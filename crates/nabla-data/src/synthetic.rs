@@ -26,6 +26,13 @@ pub struct Spec {
     pub noise: Option<f64>,
 }
 
+/// The most samples a generated set may have (2²⁴, 16.8 million; 256 MiB as 2-D f64 points),
+/// so that a size from a file or a flag cannot exhaust memory.
+pub const MAX_SAMPLES: usize = 1 << 24;
+
+/// The most spiral arms.
+pub const MAX_CLASSES: usize = 1 << 10;
+
 /// Generates the built-in set `name` from `seed`.
 pub fn generate(name: &str, spec: Spec, seed: u64) -> Result<Dataset> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -50,6 +57,16 @@ pub fn generate(name: &str, spec: Spec, seed: u64) -> Result<Dataset> {
     });
     if samples == 0 {
         return Err(DataError::invalid("samples", "0; give at least 1"));
+    }
+    let classes = spec.classes.unwrap_or(1);
+    if samples > MAX_SAMPLES || classes > MAX_CLASSES || samples.saturating_mul(classes) > MAX_SAMPLES {
+        return Err(DataError::invalid(
+            "samples",
+            format!(
+                "{samples} (× {classes} classes): a generated set holds at most {MAX_SAMPLES} samples and \
+                 {MAX_CLASSES} classes; use a file for more"
+            ),
+        ));
     }
     match name {
         "xor" => xor(samples, noise, &mut rng),

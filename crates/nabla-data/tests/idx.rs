@@ -192,3 +192,29 @@ fn corrupt_gzip_is_an_error() {
     std::fs::write(&path, [0x1f, 0x8b, 0, 0, 0]).unwrap();
     format_error(read_labels(&path), &["corrupt gzip data"]);
 }
+
+/// A gzip bomb — a header promising 10 small images followed by 64 MiB of zeros — is read only
+/// as far as the header promises plus one byte: the error counts exactly one extra byte.
+#[test]
+fn a_gzip_bomb_is_decompressed_only_as_far_as_the_header_promises() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb-idx3-ubyte.gz");
+    let mut e = GzEncoder::new(Vec::new(), Compression::best());
+    e.write_all(&idx_bytes(idx::IMAGES_MAGIC, &[10, 28, 28], &[])).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        e.write_all(&zeros).unwrap();
+    }
+    std::fs::write(&path, e.finish().unwrap()).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 1 << 20, "the bomb is small on disk");
+    format_error(read_images(&path), &["1 unexpected bytes after the 10 images of 28×28 pixels"]);
+    // A label file likewise, and a header too short to promise anything.
+    let labels_path = dir.path().join("bomb-idx1-ubyte.gz");
+    let mut e = GzEncoder::new(Vec::new(), Compression::best());
+    e.write_all(&idx_bytes(idx::LABELS_MAGIC, &[3], &[])).unwrap();
+    e.write_all(&zeros).unwrap();
+    std::fs::write(&labels_path, e.finish().unwrap()).unwrap();
+    format_error(read_labels(&labels_path), &["1 unexpected bytes after the 3 labels"]);
+    std::fs::write(&labels_path, gzip(&[0, 0])).unwrap();
+    format_error(read_labels(&labels_path), &["truncated"]);
+}
