@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .batch_size(128)
         .seed(1)
         .build()?;
-    for report in model.fit(train.features.view(), train_y.view())? {
+    for report in model.fit(train.features.mapv(|v| v as f32).view(), train_y.view())? {
         println!(
             "epoch {:>2}: loss {:.4}, accuracy {:.4}, {:.0} samples/s",
             report.epoch,
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             report.samples_per_sec
         );
     }
-    let (loss, metrics) = model.evaluate_classes(test.features.view(), test_y.view())?;
+    let (loss, metrics) = model.evaluate_classes(test.features.mapv(|v| v as f32).view(), test_y.view())?;
     println!("test: loss {loss:.4}, accuracy {:.4}", metrics.accuracy);
     Ok(())
 }

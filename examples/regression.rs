@@ -24,9 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .batch_size(32)
         .seed(3)
         .build()?;
-    let history = model.fit(train.features.view(), train_y.view())?;
+    let history = model.fit(train.features.mapv(|v| v as f32).view(), train_y.mapv(|v| v as f32).view())?;
     println!("final training loss {:.5}", history.last().map_or(f64::NAN, |r| r.train_loss));
-    let (loss, m) = model.evaluate_values(test.features.view(), test_y.view())?;
+    let (loss, m) = model.evaluate_values(test.features.mapv(|v| v as f32).view(), test_y.mapv(|v| v as f32).view())?;
     println!("test: mse {loss:.5}, MAE {:.4}, RMSE {:.4}, R² {:.4}", m.mae, m.rmse, m.r2);
     Ok(())
 }

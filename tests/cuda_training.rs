@@ -19,8 +19,8 @@ fn curve<E: Element, B: Backend<E>>(backend: B, opt: &str, lr: f64) -> Vec<f64> 
     let data = generate("spirals", Spec::default(), 7).unwrap();
     let arch =
         Architecture::new(&[2, 64, 64, 3], Activation::Relu, Loss::SoftmaxCe).unwrap().with_dropout(0.1).unwrap();
-    let x: Vec<E> = data.features.iter().map(|&v| E::of(f64::from(v))).collect();
-    let y: Vec<E> = data.target_matrix(3).unwrap().iter().map(|&v| E::of(f64::from(v))).collect();
+    let x: Vec<E> = data.features.iter().map(|&v| E::of(v)).collect();
+    let y: Vec<E> = data.target_matrix(3).unwrap().iter().map(|&v| E::of(v)).collect();
     let net = Network::new(backend, arch, Init::Auto, 7).unwrap();
     let config = TrainConfig { epochs: 30, seed: 7, ..TrainConfig::default() };
     let mut t = Trainer::new(net, OptimizerConfig::named(opt, lr).unwrap(), config).unwrap();

@@ -74,8 +74,8 @@ conformance_suite!(plugin_rust, super::load_rust());
 
 fn spirals_accuracy<E: Element, B: Backend<E>>(backend: B) -> (f64, f64) {
     let data = nabla::data::synthetic::generate("spirals", Default::default(), 7).unwrap();
-    let x: Vec<E> = data.features.iter().map(|&v| E::of(f64::from(v))).collect();
-    let y: Vec<E> = data.target_matrix(3).unwrap().iter().map(|&v| E::of(f64::from(v))).collect();
+    let x: Vec<E> = data.features.iter().map(|&v| E::of(v)).collect();
+    let y: Vec<E> = data.target_matrix(3).unwrap().iter().map(|&v| E::of(v)).collect();
     let arch = Architecture::new(&[2, 32, 32, 3], Activation::Relu, Loss::SoftmaxCe).unwrap();
     let net = Network::new(backend, arch, Init::Auto, 7).unwrap();
     let config = TrainConfig { epochs: 60, seed: 7, ..TrainConfig::default() };

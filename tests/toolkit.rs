@@ -12,8 +12,8 @@ use nabla::{
 };
 
 fn matrices<E: Element>(d: &Dataset, outputs: usize) -> (Vec<E>, Vec<E>) {
-    let x = d.features.iter().map(|&v| E::of(f64::from(v))).collect();
-    let y = d.target_matrix(outputs).unwrap().iter().map(|&v| E::of(f64::from(v))).collect();
+    let x = d.features.iter().map(|&v| E::of(v)).collect();
+    let y = d.target_matrix(outputs).unwrap().iter().map(|&v| E::of(v)).collect();
     (x, y)
 }
 

@@ -1,12 +1,14 @@
 //! Saved models at work: `nabla eval`, `nabla predict`, `nabla inspect`, and the evaluations
 //! and decision regions `nabla train` reports.
 
+use std::path::Path;
 use std::process::ExitCode;
 
+use nabla::checkpoint::network_from;
 use nabla::checkpoint::{MODEL_FORMAT, StoredFile};
 use nabla::data::scale::Scaler;
 use nabla::data::{Dataset, Targets};
-use nabla::{AnyBackend, Backend, BackendOptions, Element, Error, Network, Result, load_model, metrics};
+use nabla::{AnyBackend, AnyElement, Backend, BackendOptions, Element, Error, Network, Result, metrics};
 use serde_json::{Value, json};
 
 use crate::args::{EvalArgs, InspectArgs, PredictArgs};
@@ -52,7 +54,7 @@ where
         return Err(Error::invalid("--plot-boundary", "decision regions need class labels"));
     };
     let points: Vec<(f32, f32, usize)> =
-        data.features.rows().into_iter().zip(labels).map(|(r, &l)| (r[0], r[1], l)).collect();
+        data.features.rows().into_iter().zip(labels).map(|(r, &l)| (r[0] as f32, r[1] as f32, l)).collect();
     let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
     for &(x, y, _) in &points {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
@@ -88,8 +90,8 @@ impl<'a> From<&'a RegionsData> for Regions<'a> {
 }
 
 /// A saved model, its scaler and the configuration it was trained with.
-struct Saved {
-    net: Network<f32, AnyBackend>,
+struct Saved<E: AnyElement> {
+    net: Network<E, AnyBackend>,
     scaler: Option<Scaler>,
     config: Config,
 }
@@ -97,9 +99,9 @@ struct Saved {
 /// Opens a model file, which is untrusted input: the architecture is validated and checked
 /// against the tensors (by `load_model`), a stored scaler must fit the input width and be
 /// finite, and of the stored configuration only the target column and the task are kept.
-fn open(path: &std::path::Path, backend: &str) -> Result<Saved> {
+fn open<E: AnyElement>(file: StoredFile, path: &Path, backend: &str) -> Result<Saved<E>> {
     let backend = AnyBackend::from_name(backend, &BackendOptions::default())?;
-    let (net, file) = load_model::<f32, _>(backend, path)?;
+    let (net, file) = network_from::<E, _>(backend, file)?;
     let bad = |detail: String| Error::Format { path: path.display().to_string(), detail };
     let scaler = match file.metadata("scaler") {
         Err(_) => None,
@@ -130,10 +132,27 @@ fn open(path: &std::path::Path, backend: &str) -> Result<Saved> {
     Ok(Saved { net, scaler, config })
 }
 
+/// Runs `$body` with `$E` the element type the model file `$file` was saved in.
+macro_rules! in_model_dtype {
+    ($file:expr, $E:ident => $body:expr) => {
+        if $file.metadata("dtype").is_ok_and(|d| d == "f64") {
+            type $E = f64;
+            $body
+        } else {
+            type $E = f32;
+            $body
+        }
+    };
+}
+
 /// `nabla eval`: loss, metrics and confusion matrix of a saved model on data (for `idx:DIR`,
-/// the test files).
+/// the test files), computed in the dtype the model was trained in.
 pub fn eval(args: &EvalArgs) -> Result<ExitCode> {
-    let mut saved = open(&args.model, &args.backend)?;
+    let file = StoredFile::open(&args.model, MODEL_FORMAT)?;
+    in_model_dtype!(file, E => eval_in::<E>(args, open(file, &args.model, &args.backend)?))
+}
+
+fn eval_in<E: AnyElement>(args: &EvalArgs, mut saved: Saved<E>) -> Result<ExitCode> {
     let arch = saved.net.architecture();
     // The data named on the command line, read as the model needs it: its target column and
     // task (kept from the file), its loss, and for the spirals as many arms as it has outputs.
@@ -160,7 +179,7 @@ pub fn eval(args: &EvalArgs) -> Result<ExitCode> {
     let e = evaluation(&mut saved.net, &data)?;
     if args.json {
         let mut j = json!({ "model": args.model.display().to_string(), "dataset": data.name, "samples": data.len(),
-                            "backend": Backend::<f32>::name(saved.net.backend()), "final_loss": e["loss"], "metrics": e });
+                            "backend": Backend::<E>::name(saved.net.backend()), "dtype": E::DTYPE.name(), "final_loss": e["loss"], "metrics": e });
         if let Some(o) = j.as_object_mut() {
             if let Some(a) = e.get("accuracy") {
                 o.insert("test_accuracy".into(), a.clone());
@@ -199,7 +218,11 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
     let files =
         [("--input", args.input.as_path()), ("--model", args.model.as_path()), ("--output", args.output.as_path())];
     nabla::atomic::refuse_overwriting(&files, &["--output"])?;
-    let mut saved = open(&args.model, &args.backend)?;
+    let file = StoredFile::open(&args.model, MODEL_FORMAT)?;
+    in_model_dtype!(file, E => predict_in::<E>(args, open(file, &args.model, &args.backend)?))
+}
+
+fn predict_in<E: AnyElement>(args: &PredictArgs, mut saved: Saved<E>) -> Result<ExitCode> {
     let (_, mut x) = nabla::data::csv::read_features(&args.input).map_err(data_error)?;
     let inputs = saved.net.architecture().inputs();
     if x.ncols() != inputs {
@@ -211,7 +234,7 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode> {
     if let Some(scaler) = &saved.scaler {
         scaler.transform(&mut x).map_err(data_error)?;
     }
-    let values: Vec<f32> = x.iter().copied().collect();
+    let values: Vec<E> = crate::model::in_dtype(x.iter().copied(), &args.input.display().to_string(), "input")?;
     let p = saved.net.predict(&values)?;
     let outputs = saved.net.architecture().outputs();
     let classification = saved.net.architecture().loss.is_classification();

@@ -256,9 +256,32 @@ pub fn check_fits(arch: &Architecture, data: &Dataset) -> Result<()> {
     data.target_matrix(arch.outputs()).map(|_| ()).map_err(data_error)
 }
 
-/// The data set as row-major host matrices `(x, y)` in `E`, `y` with `outputs` columns.
+/// The data set as row-major host matrices `(x, y)` in `E`, `y` with `outputs` columns: the
+/// data (held in f64) rounded once to the training dtype; a value too large for it is an error.
 pub fn matrices<E: Element>(dataset: &Dataset, outputs: usize) -> Result<(Vec<E>, Vec<E>)> {
-    let x = dataset.features.iter().map(|&v| E::of(f64::from(v))).collect();
-    let y = dataset.target_matrix(outputs).map_err(data_error)?.iter().map(|&v| E::of(f64::from(v))).collect();
+    let x = in_dtype::<E>(dataset.features.iter().copied(), &dataset.name, "feature")?;
+    let targets = dataset.target_matrix(outputs).map_err(data_error)?;
+    let y = in_dtype::<E>(targets.iter().copied(), &dataset.name, "target")?;
     Ok((x, y))
+}
+
+/// `values` in `E`, or an error naming the first that does not fit (is not finite in `E`).
+pub fn in_dtype<E: Element>(values: impl Iterator<Item = f64>, name: &str, what: &str) -> Result<Vec<E>> {
+    values
+        .enumerate()
+        .map(|(i, v)| {
+            let e = E::of(v);
+            if e.is_finite() {
+                Ok(e)
+            } else {
+                Err(Error::invalid(
+                    "--dtype",
+                    format!(
+                        "`{name}`: {what} value {i} ({v}) does not fit in {}; train with --dtype f64",
+                        E::DTYPE.name()
+                    ),
+                ))
+            }
+        })
+        .collect()
 }

@@ -72,7 +72,7 @@ pub fn parse(bytes: &[u8], name: &str, target: &Column, kind: TargetKind) -> Res
             if j == t {
                 values.push(v);
             } else {
-                features.push(v as f32);
+                features.push(v);
             }
         }
     }
@@ -86,17 +86,16 @@ pub fn parse(bytes: &[u8], name: &str, target: &Column, kind: TargetKind) -> Res
 
 /// Reads a CSV file whose every column is a feature (no target): the header's names and the
 /// `rows × columns` values (for `nabla predict`).
-pub fn read_features(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
+pub fn read_features(path: &Path) -> Result<(Vec<String>, Array2<f64>)> {
     parse_features(&read_file(path)?, &path.display().to_string())
 }
 
 /// Parses CSV `bytes` whose every column is a feature (see [`read_features`]); `name` is the
 /// file name used in messages.
-pub fn parse_features(bytes: &[u8], name: &str) -> Result<(Vec<String>, Array2<f32>)> {
+pub fn parse_features(bytes: &[u8], name: &str) -> Result<(Vec<String>, Array2<f64>)> {
     let table = table(bytes, name, None)?;
     let names: Vec<String> = table.names.iter().map(|s| (*s).to_string()).collect();
-    let values: Vec<f32> = table.cells.iter().map(|&v| v as f32).collect();
-    let x = Array2::from_shape_vec((table.lines.len(), names.len()), values)
+    let x = Array2::from_shape_vec((table.lines.len(), names.len()), table.cells)
         .map_err(|e| DataError::format(name, format!("cannot shape the values: {e}")))?;
     Ok((names, x))
 }
@@ -240,7 +239,8 @@ fn short(s: &str) -> String {
     }
 }
 
-/// The number in a cell (finite and within `f32` range), or why it is not one.
+/// The finite number in a cell, or why it is not one. (Held in f64; training in f32 rounds it
+/// once, when the batches are made.)
 fn number(cell: &str) -> Result<f64, String> {
     if cell.is_empty() {
         return Err("the cell is empty; every cell needs a number (fill in missing values or drop the row)".into());
@@ -253,9 +253,6 @@ fn number(cell: &str) -> Result<f64, String> {
             "`{}` is not a finite number; NaN and infinity are not allowed (fill in or drop the row)",
             short(cell)
         ));
-    }
-    if !(v as f32).is_finite() {
-        return Err(format!("`{}` is too large for a 32-bit float", short(cell)));
     }
     Ok(v)
 }

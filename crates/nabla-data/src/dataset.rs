@@ -30,7 +30,7 @@ pub enum Targets {
         classes: usize,
     },
     /// `n × outputs` real values.
-    Values(Array2<f32>),
+    Values(Array2<f64>),
 }
 
 /// Features and targets, one row per sample.
@@ -39,14 +39,14 @@ pub struct Dataset {
     /// A short name for reports.
     pub name: String,
     /// `n × d` features.
-    pub features: Array2<f32>,
+    pub features: Array2<f64>,
     /// The targets of the `n` samples.
     pub targets: Targets,
 }
 
 impl Dataset {
     /// A data set, checked: as many targets as samples, labels in range, every value finite.
-    pub fn new(name: impl Into<String>, features: Array2<f32>, targets: Targets) -> Result<Dataset> {
+    pub fn new(name: impl Into<String>, features: Array2<f64>, targets: Targets) -> Result<Dataset> {
         let name = name.into();
         let n = features.nrows();
         let count = match &targets {
@@ -109,11 +109,11 @@ impl Dataset {
 
     /// Targets as an `n × outputs` matrix: one-hot rows for classes (or a 0/1 column when
     /// `outputs == 1` and there are two classes), the values for regression.
-    pub fn target_matrix(&self, outputs: usize) -> Result<Array2<f32>> {
+    pub fn target_matrix(&self, outputs: usize) -> Result<Array2<f64>> {
         match &self.targets {
             Targets::Classes { labels, classes } => {
                 if outputs == 1 && *classes == 2 {
-                    return Ok(Array2::from_shape_fn((labels.len(), 1), |(i, _)| labels[i] as f32));
+                    return Ok(Array2::from_shape_fn((labels.len(), 1), |(i, _)| labels[i] as f64));
                 }
                 if outputs != *classes {
                     return Err(DataError::invalid(
@@ -121,7 +121,7 @@ impl Dataset {
                         format!("{}: the network has {outputs} outputs but the data has {classes} classes", self.name),
                     ));
                 }
-                Ok(Array2::from_shape_fn((labels.len(), outputs), |(i, j)| f32::from(u8::from(labels[i] == j))))
+                Ok(Array2::from_shape_fn((labels.len(), outputs), |(i, j)| f64::from(u8::from(labels[i] == j))))
             }
             Targets::Values(v) => {
                 if v.ncols() != outputs {
@@ -140,7 +140,7 @@ impl Dataset {
     }
 
     /// The features as a view.
-    pub fn x(&self) -> ArrayView2<'_, f32> {
+    pub fn x(&self) -> ArrayView2<'_, f64> {
         self.features.view()
     }
 

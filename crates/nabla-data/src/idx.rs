@@ -21,9 +21,9 @@ pub const MNIST_CLASSES: usize = 10;
 /// The two bytes that start every gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Parses an IDX image file: `n × (rows·cols)` raw pixel values (0..=255) as `f32`.
+/// Parses an IDX image file: `n × (rows·cols)` raw pixel values (0..=255).
 /// `name` is the file name used in messages.
-pub fn parse_images(bytes: &[u8], name: &str) -> Result<Array2<f32>> {
+pub fn parse_images(bytes: &[u8], name: &str) -> Result<Array2<f64>> {
     let (dims, body) = header(bytes, name, 3, "image")?;
     let (n, rows, cols) = (dims[0], dims[1], dims[2]);
     if rows == 0 || cols == 0 {
@@ -37,7 +37,7 @@ pub fn parse_images(bytes: &[u8], name: &str) -> Result<Array2<f32>> {
         return Err(DataError::format(name, format!("the header declares {declared}, far more than a file can hold")));
     };
     body_length(body, total, name, &declared)?;
-    Array2::from_shape_vec((n, pixels), body.iter().map(|&b| f32::from(b)).collect())
+    Array2::from_shape_vec((n, pixels), body.iter().map(|&b| f64::from(b)).collect())
         .map_err(|e| DataError::format(name, format!("cannot shape the images: {e}")))
 }
 
@@ -50,7 +50,7 @@ pub fn parse_labels(bytes: &[u8], name: &str) -> Result<Vec<usize>> {
 }
 
 /// Reads an IDX image file, gzip'd or not (see [`parse_images`]).
-pub fn read_images(path: &Path) -> Result<Array2<f32>> {
+pub fn read_images(path: &Path) -> Result<Array2<f64>> {
     parse_images(&contents(path)?, &path.display().to_string())
 }
 

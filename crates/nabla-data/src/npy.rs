@@ -181,10 +181,11 @@ pub fn load(features: &Path, labels: &Path, kind: TargetKind) -> Result<Dataset>
             format!("{m} labels, but {fname} has {n} samples; both files need one row per sample"),
         ));
     }
-    let features = Array2::from_shape_vec((n, d), to_f32(&x.data, d, &fname)?)
+    finite(&x.data, d, &fname)?;
+    finite(&y.data, k, &lname)?;
+    let features = Array2::from_shape_vec((n, d), x.data)
         .map_err(|e| DataError::format(fname.as_str(), format!("cannot shape the features: {e}")))?;
     let targets = if k == 1 {
-        to_f32(&y.data, 1, &lname)?;
         targets::build(&y.data, kind, |i, v, why| {
             DataError::format(lname.as_str(), format!("element {i}: class id `{v}` {why}"))
         })?
@@ -195,30 +196,28 @@ pub fn load(features: &Path, labels: &Path, kind: TargetKind) -> Result<Dataset>
         ));
     } else {
         Targets::Values(
-            Array2::from_shape_vec((m, k), to_f32(&y.data, k, &lname)?)
+            Array2::from_shape_vec((m, k), y.data)
                 .map_err(|e| DataError::format(lname.as_str(), format!("cannot shape the labels: {e}")))?,
         )
     };
     Dataset::new(stem(&fname), features, targets)
 }
 
-/// The elements as `f32`, or an error naming the first one (as row and column of a `cols`-wide
-/// matrix) that is not finite or not within `f32` range.
-fn to_f32(data: &[f64], cols: usize, name: &str) -> Result<Vec<f32>> {
-    data.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let f = v as f32;
-            if f.is_finite() {
-                return Ok(f);
-            }
-            let what = if v.is_finite() { "is too large for a 32-bit float" } else { "is not a finite number" };
-            Err(DataError::format(
-                name,
-                format!("row {}, column {}: {v} {what}; NaN and infinity are not allowed", i / cols, i % cols),
-            ))
-        })
-        .collect()
+/// Checks that every element is finite, or names the first that is not (as row and column of a
+/// `cols`-wide matrix). The elements are held in f64, exactly as an f4 or f8 file has them.
+fn finite(data: &[f64], cols: usize, name: &str) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(DataError::format(
+            name,
+            format!(
+                "row {}, column {}: {} is not a finite number; NaN and infinity are not allowed",
+                i / cols,
+                i % cols,
+                data[i]
+            ),
+        )),
+    }
 }
 
 /// A shape as Python writes it: `(3,)`, `(3, 4)`, `()`.

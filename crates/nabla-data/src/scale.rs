@@ -60,17 +60,17 @@ pub struct Scaler {
     /// The kind it was fitted as.
     pub kind: Scaling,
     /// Subtracted from each column.
-    pub offset: Vec<f32>,
+    pub offset: Vec<f64>,
     /// Then multiplied into each column.
-    pub scale: Vec<f32>,
+    pub scale: Vec<f64>,
 }
 
 impl Scaler {
     /// Fits `kind` to the columns of `x`. A constant column (zero standard deviation or range)
     /// gets scale 1, so it is only shifted; with no rows every column gets offset 0, scale 1.
-    pub fn fit(kind: Scaling, x: ArrayView2<f32>) -> Scaler {
+    pub fn fit(kind: Scaling, x: ArrayView2<f64>) -> Scaler {
         let d = x.ncols();
-        let (offset, scale): (Vec<f32>, Vec<f32>) = match kind {
+        let (offset, scale): (Vec<f64>, Vec<f64>) = match kind {
             Scaling::None => (vec![0.0; d], vec![1.0; d]),
             Scaling::Div255 => (vec![0.0; d], vec![1.0 / 255.0; d]),
             _ if x.nrows() == 0 => (vec![0.0; d], vec![1.0; d]),
@@ -78,17 +78,17 @@ impl Scaler {
                 .axis_iter(Axis(1))
                 .map(|col| {
                     let n = col.len() as f64;
-                    let mean = col.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                    let var = col.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
-                    (mean as f32, inverse(var.sqrt()))
+                    let mean = col.sum() / n;
+                    let var = col.iter().map(|&v| (v - mean).powi(2)).sum::<f64>() / n;
+                    (mean, inverse(var.sqrt()))
                 })
                 .unzip(),
             Scaling::MinMax => x
                 .axis_iter(Axis(1))
                 .map(|col| {
                     let (lo, hi) =
-                        col.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-                    (lo, inverse(f64::from(hi) - f64::from(lo)))
+                        col.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                    (lo, inverse(hi - lo))
                 })
                 .unzip(),
         };
@@ -97,7 +97,7 @@ impl Scaler {
 
     /// Scales `x` in place: `x' = (x − offset) · scale` per column. An error when `x` does not
     /// have the column count the scaler was fitted on.
-    pub fn transform(&self, x: &mut Array2<f32>) -> Result<()> {
+    pub fn transform(&self, x: &mut Array2<f64>) -> Result<()> {
         if x.ncols() != self.offset.len() || x.ncols() != self.scale.len() {
             return Err(DataError::invalid(
                 "scaling",
@@ -125,8 +125,8 @@ impl Scaler {
 }
 
 /// `1 / spread`, or 1 when the spread is zero or not finite.
-fn inverse(spread: f64) -> f32 {
-    let s = (1.0 / spread) as f32;
+fn inverse(spread: f64) -> f64 {
+    let s = 1.0 / spread;
     if spread > 0.0 && s.is_finite() && s > 0.0 { s } else { 1.0 }
 }
 
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn standard_gives_zero_mean_unit_std() {
-        let x = array![[1.0f32, 5.0, 7.0], [3.0, 5.0, 9.0], [5.0, 5.0, 11.0]];
+        let x = array![[1.0f64, 5.0, 7.0], [3.0, 5.0, 9.0], [5.0, 5.0, 11.0]];
         let s = Scaler::fit(Scaling::Standard, x.view());
         assert_eq!(s.offset, [3.0, 5.0, 9.0]);
         assert_eq!(s.scale[1], 1.0, "a constant column is only shifted");
@@ -147,7 +147,7 @@ mod tests {
         for col in [0, 2] {
             let c = y.column(col);
             let mean = c.sum() / 3.0;
-            let var = c.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
+            let var = c.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 3.0;
             assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5, "{col}: {mean} {var}");
         }
         assert_eq!(y.column(1).to_vec(), [0.0, 0.0, 0.0]);
@@ -155,23 +155,23 @@ mod tests {
 
     #[test]
     fn minmax_div255_none() {
-        let x = array![[0.0f32, 2.0], [10.0, 2.0], [5.0, 2.0]];
+        let x = array![[0.0f64, 2.0], [10.0, 2.0], [5.0, 2.0]];
         let mut y = x.clone();
         Scaler::fit(Scaling::MinMax, x.view()).transform(&mut y).unwrap();
-        assert_eq!(y, array![[0.0f32, 0.0], [1.0, 0.0], [0.5, 0.0]]);
-        let mut p = array![[0.0f32, 255.0]];
+        assert_eq!(y, array![[0.0f64, 0.0], [1.0, 0.0], [0.5, 0.0]]);
+        let mut p = array![[0.0f64, 255.0]];
         Scaler::fit(Scaling::Div255, p.view()).transform(&mut p).unwrap();
-        assert_eq!(p, array![[0.0f32, 1.0]]);
+        assert_eq!(p, array![[0.0f64, 1.0]]);
         let mut same = x.clone();
         Scaler::fit(Scaling::None, x.view()).transform(&mut same).unwrap();
         assert_eq!(same, x);
-        let empty = Array2::<f32>::zeros((0, 2));
+        let empty = Array2::<f64>::zeros((0, 2));
         assert_eq!(Scaler::fit(Scaling::Standard, empty.view()).scale, [1.0, 1.0]);
     }
 
     #[test]
     fn column_count_mismatch_is_an_error() {
-        let s = Scaler::fit(Scaling::Standard, array![[1.0f32, 2.0]].view());
+        let s = Scaler::fit(Scaling::Standard, array![[1.0f64, 2.0]].view());
         let err = s.transform(&mut Array2::zeros((1, 3))).unwrap_err();
         assert!(matches!(err, DataError::Invalid { .. }));
         let msg = err.to_string();
@@ -188,7 +188,7 @@ mod tests {
         assert!(e.contains("zscore") && e.contains(NAMES), "{e}");
         assert_eq!(serde_json::to_string(&Scaling::MinMax).unwrap(), "\"minmax\"");
         assert_eq!(serde_json::from_str::<Scaling>("\"min-max\"").unwrap(), Scaling::MinMax);
-        let s = Scaler::fit(Scaling::Standard, array![[1.0f32], [3.0]].view());
+        let s = Scaler::fit(Scaling::Standard, array![[1.0f64], [3.0]].view());
         let back: Scaler = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }

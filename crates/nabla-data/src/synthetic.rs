@@ -83,7 +83,7 @@ fn gauss(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 fn classes(name: &str, points: Vec<[f64; 2]>, labels: Vec<usize>, classes: usize) -> Result<Dataset> {
-    let features = Array2::from_shape_fn((points.len(), 2), |(i, j)| points[i][j] as f32);
+    let features = Array2::from_shape_fn((points.len(), 2), |(i, j)| points[i][j]);
     Dataset::new(name, features, Targets::Classes { labels, classes })
 }
 
@@ -149,8 +149,8 @@ fn circles(samples: usize, noise: f64, rng: &mut ChaCha8Rng) -> Result<Dataset> 
 fn sine(samples: usize, noise: f64, rng: &mut ChaCha8Rng) -> Result<Dataset> {
     let x: Vec<f64> = (0..samples).map(|_| rng.random_range(-PI..=PI)).collect();
     let y: Vec<f64> = x.iter().map(|&x| x.sin() + noise * gauss(rng)).collect();
-    let features = Array2::from_shape_fn((samples, 1), |(i, _)| x[i] as f32);
-    let targets = Array2::from_shape_fn((samples, 1), |(i, _)| y[i] as f32);
+    let features = Array2::from_shape_fn((samples, 1), |(i, _)| x[i]);
+    let targets = Array2::from_shape_fn((samples, 1), |(i, _)| y[i]);
     Dataset::new("sine", features, Targets::Values(targets))
 }
 

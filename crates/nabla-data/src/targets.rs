@@ -93,7 +93,7 @@ pub(crate) fn build(
         TargetKind::Auto => looks_like_classes(values),
     };
     if !classes {
-        return Ok(Targets::Values(Array2::from_shape_fn((values.len(), 1), |(i, _)| values[i] as f32)));
+        return Ok(Targets::Values(Array2::from_shape_fn((values.len(), 1), |(i, _)| values[i])));
     }
     let mut labels = Vec::with_capacity(values.len());
     for (i, &v) in values.iter().enumerate() {

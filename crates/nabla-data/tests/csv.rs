@@ -25,12 +25,12 @@ fn reads_a_file_by_name_and_index() {
     std::fs::write(&path, "a,b,label\n1.5,2,0\n3,4e-1,2\n\n5, 6 ,1\n").unwrap();
     let d = csv::read(&path, &label(), TargetKind::Classes).unwrap();
     assert_eq!(d.name, "iris-like");
-    assert_eq!(d.features, ndarray::array![[1.5f32, 2.0], [3.0, 0.4], [5.0, 6.0]]);
+    assert_eq!(d.features, ndarray::array![[1.5f64, 2.0], [3.0, 0.4], [5.0, 6.0]]);
     assert_eq!(d.targets, Targets::Classes { labels: vec![0, 2, 1], classes: 3 });
     let by_index = csv::read(&path, &Column::Index(2), TargetKind::Auto).unwrap();
     assert_eq!(by_index, d);
     let first = csv::read(&path, &Column::Index(0), TargetKind::Auto).unwrap();
-    assert_eq!(first.features, ndarray::array![[2.0f32, 0.0], [0.4, 2.0], [6.0, 1.0]]);
+    assert_eq!(first.features, ndarray::array![[2.0f64, 0.0], [0.4, 2.0], [6.0, 1.0]]);
     assert!(matches!(first.targets, Targets::Values(ref v) if v.column(0).to_vec() == [1.5, 3.0, 5.0]));
 }
 
@@ -92,7 +92,7 @@ fn ragged_row_names_the_line() {
 
 #[test]
 fn nan_and_inf_cells_are_errors() {
-    for (cell, column) in [("nan", 1), ("NaN", 1), ("inf", 2), ("-infinity", 2), ("1e39", 1)] {
+    for (cell, column) in [("nan", 1), ("NaN", 1), ("inf", 2), ("-infinity", 2), ("1e309", 1)] {
         let text = if column == 1 { format!("a,b,label\n{cell},2,0\n") } else { format!("a,b,label\n1,{cell},0\n") };
         let (e, m) = error(&text);
         assert!(matches!(e, DataError::Parse { line: 2, column: c, .. } if c == column), "{e:?}");
@@ -175,7 +175,7 @@ fn features_only_files() {
     std::fs::write(&path, "a,b\n1,2\n\n3,4.5\n").unwrap();
     let (names, x) = csv::read_features(&path).unwrap();
     assert_eq!(names, ["a", "b"]);
-    assert_eq!(x, ndarray::array![[1.0f32, 2.0], [3.0, 4.5]]);
+    assert_eq!(x, ndarray::array![[1.0f64, 2.0], [3.0, 4.5]]);
     let (names, x) = csv::parse_features(b"only\n7\n", "one.csv").unwrap();
     assert_eq!((names.len(), x.dim()), (1, (1, 1)));
     let e = csv::parse_features(b"a,b\n1,x\n", "in.csv").unwrap_err();
@@ -187,4 +187,22 @@ fn features_only_files() {
 fn the_target_is_checked_before_the_rows() {
     let e = csv::parse(b"a,b\n1,x\n", "x.csv", &label(), TargetKind::Auto).unwrap_err();
     assert!(matches!(e, DataError::Invalid { .. }), "{e:?}");
+}
+
+/// Data are held in f64, so f64 training sees the file's numbers, not their f32 roundings, and
+/// the scaler is fitted and applied in f64 (with f32 storage, 0.1 came back as 0.10000000149…).
+#[test]
+fn values_and_scaling_are_kept_in_f64() {
+    let text = "a,b,label\n0.1,1e-10,0\n0.2,3.0000000001,1\n0.3,1e300,0\n";
+    let mut d = parse(text, TargetKind::Classes).unwrap();
+    assert_eq!(d.features.column(0).to_vec(), [0.1, 0.2, 0.3]);
+    assert_eq!(d.features[[1, 1]], 3.0000000001);
+    assert_eq!(d.features[[2, 1]], 1e300, "beyond f32's range, fine in f64");
+    let s = nabla_data::scale::Scaler::fit(nabla_data::scale::Scaling::Standard, d.features.view());
+    let mean = (0.1 + 0.2 + 0.3) / 3.0;
+    assert_eq!(s.offset[0], mean);
+    let sd = ((0.1f64 - mean).powi(2) + (0.2f64 - mean).powi(2) + (0.3f64 - mean).powi(2)) / 3.0;
+    assert_eq!(s.scale[0], 1.0 / sd.sqrt());
+    s.apply(&mut d).unwrap();
+    assert_eq!(d.features[[0, 0]], (0.1 - mean) * (1.0 / sd.sqrt()));
 }

@@ -82,7 +82,7 @@ fn loads_features_and_labels() {
     let y = write(dir.path(), "train_y.npy", &npy_bytes(1, &dict("|u1", "(3,)"), &[2, 0, 1]));
     let d = npy::load(&x, &y, TargetKind::Auto).unwrap();
     assert_eq!(d.name, "train_x");
-    assert_eq!(d.features, ndarray::array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+    assert_eq!(d.features, ndarray::array![[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]);
     assert_eq!(d.targets, Targets::Classes { labels: vec![2, 0, 1], classes: 3 });
     assert!(matches!(npy::load(&x, &y, TargetKind::Values).unwrap().targets, Targets::Values(_)));
 
@@ -188,4 +188,16 @@ fn bad_shapes_and_values_in_load_are_errors() {
     format_error(npy::load(&x, &neg, TargetKind::Classes), &["neg.npy: element 1: class id `-1` is negative"]);
     let missing = dir.path().join("nope.npy");
     assert!(matches!(npy::load(&missing, &y, TargetKind::Auto), Err(DataError::Io { .. })));
+}
+
+/// An f8 file's values are kept exactly (f64 storage), an f4 file's exactly too.
+#[test]
+fn f8_values_are_kept_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = [1.0 + f64::EPSILON, 0.1, -1e-300, 1e300];
+    let data: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let xp = write(dir.path(), "x.npy", &npy_bytes(1, &dict("<f8", "(2, 2)"), &data));
+    let yp = write(dir.path(), "y.npy", &f4_file("(2,)", &[0.0, 1.0]));
+    let d = npy::load(&xp, &yp, TargetKind::Classes).unwrap();
+    assert_eq!(d.features.iter().copied().collect::<Vec<f64>>(), x);
 }

@@ -50,7 +50,7 @@ fn diabetes() {
     assert_eq!((d.len(), d.features_per_sample()), (442, 10));
     assert_eq!(d.task(), Task::Regression { outputs: 1 });
     let Targets::Values(y) = &d.targets else { unreachable!() };
-    let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / 442.0;
+    let mean = y.iter().sum::<f64>() / 442.0;
     assert!((mean - 152.13).abs() < 0.01, "{mean}");
 }
 
@@ -65,7 +65,7 @@ fn mnist() {
     let Targets::Classes { labels, classes: 10 } = &test.targets else { panic!() };
     assert_eq!(labels[..5], [7, 2, 1, 0, 4]);
     assert_eq!(histogram(&test.targets), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
-    let mean = train.features.iter().map(|&v| f64::from(v)).sum::<f64>() / (60000.0 * 784.0);
+    let mean = train.features.iter().sum::<f64>() / (60000.0 * 784.0);
     assert!((mean - 33.318).abs() < 0.001, "{mean}");
     assert!(train.features.iter().all(|&v| (0.0..=255.0).contains(&v)));
 }
