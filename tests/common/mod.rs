@@ -361,6 +361,53 @@ pub fn shape_errors<E: Element, B: Backend<E>>(b: &B) {
     assert!(b.write(&host, &mut out).is_err());
 }
 
+/// Every op on empty shapes (no rows, no columns, or both) returns without panicking and agrees
+/// with the reference: the loss of an empty batch, the column sums of no rows, GEMMs with a
+/// zero dimension (`C ← βC`, or nothing when C is empty).
+pub fn empty_shapes<E: Element, B: Backend<E>>(b: &B) {
+    let r = Reference;
+    let fill = |n: usize| -> Vec<E> { (0..n).map(|i| E::of(0.25 * i as f64 - 0.5)).collect() };
+    for d in [Dims::new(3, 0), Dims::new(0, 3), Dims::new(0, 0)] {
+        let case = format!("{d}");
+        let (bias, z) = (fill(4), fill(4));
+        for f in ACTIVATIONS {
+            let (mut zb, mut ab) = (up(b, &z), up(b, &fill(4)));
+            b.bias_add_activate(f, d, &up(b, &bias), &mut zb, &mut ab).unwrap();
+            let (mut zr, mut ar) = (z.clone(), fill(4));
+            r.bias_add_activate(f, d, &bias, &mut zr, &mut ar).unwrap();
+            assert_eq!((down(b, &zb, 4), down(b, &ab, 4)), (zr.clone(), ar.clone()), "{case} {f} forward");
+            let mut db = up(b, &fill(4));
+            b.activate_grad(f, d, &zb, &ab, &mut db).unwrap();
+            assert_eq!(down(b, &db, 4), fill(4), "{case} {f} grad leaves nothing changed");
+        }
+        let mut out = up(b, &fill(4));
+        b.sum_rows(d, E::one(), &up(b, &z), E::of(2.0), &mut out).unwrap();
+        let mut want = fill(4);
+        r.sum_rows(d, E::one(), &z, E::of(2.0), &mut want).unwrap();
+        assert_eq!(down(b, &out, 4), want, "{case} sum_rows");
+        for loss in LOSSES {
+            if loss == Loss::SoftmaxCe && d.cols == 0 && d.rows > 0 {
+                continue; // a softmax over no classes has no meaning; the architecture forbids it
+            }
+            let (mut g, mut stats) = (up(b, &fill(4)), up(b, &fill(2)));
+            b.loss(loss, d, &up(b, &z), &up(b, &z), &mut g, &mut stats).unwrap();
+            let (mut gr, mut sr) = (fill(4), fill(2));
+            r.loss(loss, d, &z, &z, &mut gr, &mut sr).unwrap();
+            assert_eq!(down(b, &stats, 2), sr, "{case} {loss} stats");
+        }
+    }
+    for (m, n, k) in [(0, 3, 2), (3, 0, 2), (3, 2, 0), (0, 0, 0)] {
+        for (ta, tb) in [(Trans::No, Trans::No), (Trans::Yes, Trans::Yes)] {
+            let s = Gemm { ta, tb, m, n, k };
+            let mut c = up(b, &fill(6));
+            b.gemm(s, E::one(), &up(b, &fill(6)), &up(b, &fill(6)), E::of(0.5), &mut c).unwrap();
+            let mut want = fill(6);
+            r.gemm(s, E::one(), &fill(6), &fill(6), E::of(0.5), &mut want).unwrap();
+            assert_eq!(down(b, &c, 6), want, "gemm {m}×{n}×{k} {ta:?} {tb:?}");
+        }
+    }
+}
+
 /// Up/download round trip and zero-filled allocation.
 pub fn transfers<E: Element, B: Backend<E>>(b: &B) {
     let host: Vec<E> = (0..129).map(|i| E::of(i as f64 * 0.5 - 3.0)).collect();
@@ -532,6 +579,8 @@ macro_rules! conformance_suite {
             op_test!(dropout, f64, dropout_f64);
             op_test!(shape_errors, f32, shape_errors_f32);
             op_test!(shape_errors, f64, shape_errors_f64);
+            op_test!(empty_shapes, f32, empty_shapes_f32);
+            op_test!(empty_shapes, f64, empty_shapes_f64);
             op_test!(training_step, f32, training_step_f32);
             op_test!(training_step, f64, training_step_f64);
         }

@@ -203,7 +203,7 @@ extern "C" __global__ void loss_##S(int l, T param, u64 rows, u64 cols, const T*
                 } else { total = (T)NABLA_NAN; grow[j] = (T)NABLA_NAN; } /* unknown loss code */   \
             }                                                                                      \
         }                                                                                          \
-        if (l != LOSS_BCE) {                                                                       \
+        if (l != LOSS_BCE && cols > 0) { /* no columns: nothing predicted, none correct (as on the CPU) */ \
             if (cols == 1) {                                                                       \
                 correct += ((orow[0] > (T)0.5) == (yrow[0] > (T)0.5)) ? (T)1 : (T)0;               \
             } else {                                                                               \

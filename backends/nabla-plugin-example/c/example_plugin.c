@@ -162,7 +162,7 @@ static uint64_t mix64(uint64_t x) {
                     } else { total = (T)NAN; grow[j] = (T)NAN; }                                    \
                 }                                                                                   \
             }                                                                                       \
-            if (l != NABLA_LOSS_BCE) {                                                              \
+            if (l != NABLA_LOSS_BCE && cols > 0) { /* no columns: nothing predicted, none correct */ \
                 if (cols == 1) {                                                                    \
                     correct += ((orow[0] > (T)0.5) == (yrow[0] > (T)0.5)) ? 1 : 0;                  \
                 } else {                                                                            \

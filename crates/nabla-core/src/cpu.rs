@@ -50,6 +50,9 @@ pub fn axpy<E: Element>(len: usize, alpha: E, x: &[E], y: &mut [E]) -> Result<()
 pub fn bias_add<E: Element>(d: Dims, bias: &[E], z: &mut [E]) -> Result<()> {
     check::bias("bias_add", d, bias.len())?;
     check::matrices("bias_add", d, &[("z", z.len())])?;
+    if d.is_empty() {
+        return Ok(());
+    }
     for row in z[..d.len()].chunks_exact_mut(d.cols) {
         row.iter_mut().zip(bias).for_each(|(z, &b)| *z = *z + b);
     }
