@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test deps lint
+.PHONY: run test deps test-deps lint memcheck
 
 # OpenBLAS (with LAPACK) development files: installed with apt-get when pkg-config cannot find them.
 deps:
@@ -21,18 +21,35 @@ deps:
 	  fi; \
 	fi
 
+# What the tests need beyond the build: valgrind (memcheck of the unsafe code).
+test-deps:
+	@if ! command -v valgrind >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing valgrind (the memory checker the tests run the unsafe kernels under)"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq valgrind >/dev/null; \
+	  else \
+	    echo "make: valgrind not found and apt-get is not available; install valgrind (dnf/pacman/zypper/brew)."; \
+	    exit 1; \
+	  fi; \
+	fi
+
 run: deps
 	$(CARGO) run --release -p nabla-cli -- train $(ARGS)
 
-test: deps
+test: deps test-deps
 	$(CARGO) test --workspace --all-features
 	# The OpenBLAS kernels once more in their baseline copies (no AVX, no FMA), as on an older CPU.
 	NABLA_SIMD=generic $(CARGO) test -p nabla-openblas --lib
+	# The unsafe kernels and the plugin boundary under valgrind's memcheck: 0 errors.
+	CARGO=$(CARGO) scripts/memcheck.sh
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) clippy --version >/dev/null 2>&1; then $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings; \
 	 else echo "make: clippy not installed, lint skipped (rustup component add clippy)"; fi
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; \
 	 else echo "make: rustfmt not installed, format check skipped (rustup component add rustfmt)"; fi
+
+memcheck: deps test-deps
+	CARGO=$(CARGO) scripts/memcheck.sh
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings

@@ -1,15 +1,16 @@
 //! Run-time choice of instruction set. Hot kernels are written once as `#[inline(always)]`
 //! generic bodies; [`multiversion!`] compiles each body three times — for AVX-512, for
 //! AVX2 + FMA, and for the baseline — and calls the best one the CPU supports. Setting
-//! `NABLA_SIMD=generic` forces the baseline (to compare, or to rule the vector code out).
+//! `NABLA_SIMD=generic` forces the baseline (to compare, or to rule the vector code out);
+//! `NABLA_SIMD=avx2` caps the choice at AVX2 (for valgrind, which does not decode AVX-512).
 
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use nabla_core::Element;
 
-/// The instruction sets the kernels are compiled for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The instruction sets the kernels are compiled for, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// The target's baseline (SSE2 on x86-64).
     Generic,
@@ -26,9 +27,15 @@ pub fn level() -> Level {
 }
 
 fn detect() -> Level {
-    if std::env::var_os("NABLA_SIMD").is_some_and(|v| v == "generic") {
-        return Level::Generic;
-    }
+    let cap = match std::env::var("NABLA_SIMD").as_deref() {
+        Ok("generic") => Level::Generic,
+        Ok("avx2") => Level::Avx2,
+        _ => Level::Avx512,
+    };
+    detect_cpu().min(cap)
+}
+
+fn detect_cpu() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
