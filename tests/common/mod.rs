@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 pub const SIZES: [usize; 5] = [1, 3, 17, 64, 129];
 
 /// Every activation, with non-default parameters where there are any.
-pub const ACTIVATIONS: [Activation; 10] = [
+pub const ACTIVATIONS: [Activation; 11] = [
     Activation::Identity,
     Activation::Sigmoid,
     Activation::Tanh,
@@ -25,6 +25,7 @@ pub const ACTIVATIONS: [Activation; 10] = [
     Activation::Softplus,
     Activation::Softsign,
     Activation::Softmax,
+    Activation::GeluErf,
 ];
 
 /// Every loss.

@@ -15,6 +15,7 @@ typedef unsigned long long u64;
 #define ACT_GELU 6
 #define ACT_SOFTPLUS 7
 #define ACT_SOFTSIGN 8
+#define ACT_GELU_ERF 10
 
 // Loss codes (nabla_core::Loss::code).
 #define LOSS_MSE 0
@@ -67,6 +68,7 @@ __device__ __forceinline__ T act_##S(int f, T alpha, T z) {                     
     }                                                                                              \
     case ACT_SOFTPLUS: return (z > (T)0 ? z : (T)0) + log1p(exp(-fabs(z)));                        \
     case ACT_SOFTSIGN: return z / ((T)1 + fabs(z));                                                \
+    case ACT_GELU_ERF: return (T)0.5 * z * ((T)1 + erf(z * (T)0.7071067811865476));                \
     default: return (T)NABLA_NAN; /* an unknown code never passes for the identity */             \
     }                                                                                              \
 }                                                                                                  \
@@ -85,6 +87,10 @@ __device__ __forceinline__ T dact_##S(int f, T alpha, T z, T a) {               
     }                                                                                              \
     case ACT_SOFTPLUS: return sigmoid_##S(z);                                                      \
     case ACT_SOFTSIGN: { T d = (T)1 + fabs(z); return (T)1 / (d * d); }                            \
+    case ACT_GELU_ERF: {                                                                           \
+        T cdf = (T)0.5 * ((T)1 + erf(z * (T)0.7071067811865476));                                  \
+        return cdf + z * (T)0.3989422804014327 * exp((T)-0.5 * z * z);                             \
+    }                                                                                              \
     default: return (T)NABLA_NAN;                                                                  \
     }                                                                                              \
 }                                                                                                  \

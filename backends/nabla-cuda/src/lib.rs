@@ -634,6 +634,7 @@ mod tests {
                 Activation::LeakyRelu { .. } => "ACT_LEAKY_RELU",
                 Activation::Elu { .. } => "ACT_ELU",
                 Activation::Gelu => "ACT_GELU",
+                Activation::GeluErf => "ACT_GELU_ERF",
                 Activation::Softplus => "ACT_SOFTPLUS",
                 Activation::Softsign => "ACT_SOFTSIGN",
                 // Row-wise: its own kernels (softmax, softmax_grad), not a code in a switch.

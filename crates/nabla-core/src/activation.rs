@@ -13,6 +13,14 @@ use crate::error::{Error, Result};
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The cubic coefficient of the tanh form of GELU.
 const GELU_CUBIC: f64 = 0.044_715;
+/// 1/√(2π), the normal density's constant.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// The standard normal CDF `Φ(z) = ½ (1 + erf(z/√2))`, computed in f64 (`libm`'s erf).
+#[inline(always)]
+fn normal_cdf<E: Element>(z: E) -> E {
+    E::of(0.5 * (1.0 + libm::erf(z.f64() * std::f64::consts::FRAC_1_SQRT_2)))
+}
 
 /// An activation function σ, applied as `a = σ(z)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,7 +43,8 @@ pub enum Activation {
         /// The scale α of the negative part.
         alpha: f64,
     },
-    /// GELU in its tanh form: `σ(z) = ½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))`.
+    /// GELU in its tanh form, `gelu` (alias `gelu-tanh`; PyTorch's `GELU(approximate="tanh")`):
+    /// `σ(z) = ½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))`.
     Gelu,
     /// `σ(z) = ln(1 + e^z)`, `σ' = 1 / (1 + e^−z)`.
     Softplus,
@@ -44,11 +53,14 @@ pub enum Activation {
     /// Row-wise softmax; its derivative is the Jacobian–vector product
     /// `δ_j = a_j (g_j − Σ_k g_k a_k)`.
     Softmax,
+    /// The exact GELU, `gelu-erf` (PyTorch's default `GELU()`): `σ(z) = z Φ(z)` with the normal
+    /// CDF `Φ(z) = ½ (1 + erf(z/√2))`; `σ' = Φ(z) + z φ(z)`, `φ(z) = e^(−z²/2)/√(2π)`.
+    GeluErf,
 }
 
 /// The names accepted on the command line and in files, for error messages.
-pub const ACTIVATION_NAMES: &str =
-    "identity, sigmoid, tanh, relu, leaky-relu[:ALPHA], elu[:ALPHA], gelu, softplus, softsign, softmax";
+pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky-relu[:ALPHA], elu[:ALPHA], gelu (tanh form), gelu-erf (exact), softplus, \
+     softsign, softmax";
 
 impl Activation {
     /// `σ(z)` for an element-wise activation. Softmax is row-wise and is computed by
@@ -88,6 +100,7 @@ impl Activation {
             }
             Activation::Softplus => z.max(E::zero()) + (-z.abs()).exp().ln_1p(),
             Activation::Softsign => z / (one + z.abs()),
+            Activation::GeluErf => z * normal_cdf(z),
         }
     }
 
@@ -133,6 +146,7 @@ impl Activation {
                 let d = one + z.abs();
                 one / (d * d)
             }
+            Activation::GeluErf => normal_cdf(z) + z * E::of(FRAC_1_SQRT_2PI) * (E::of(-0.5) * z * z).exp(),
         }
     }
 
@@ -159,6 +173,7 @@ impl Activation {
             Activation::Softplus => 7,
             Activation::Softsign => 8,
             Activation::Softmax => 9,
+            Activation::GeluErf => 10,
         }
     }
 
@@ -183,6 +198,7 @@ impl Activation {
             7 => Activation::Softplus,
             8 => Activation::Softsign,
             9 => Activation::Softmax,
+            10 => Activation::GeluErf,
             _ => return None,
         })
     }
@@ -231,6 +247,7 @@ impl fmt::Display for Activation {
             Activation::Softplus => f.write_str("softplus"),
             Activation::Softsign => f.write_str("softsign"),
             Activation::Softmax => f.write_str("softmax"),
+            Activation::GeluErf => f.write_str("gelu-erf"),
         }
     }
 }
@@ -257,7 +274,8 @@ impl FromStr for Activation {
             "relu" => plain(Activation::Relu),
             "leaky-relu" | "leaky_relu" | "leakyrelu" => Ok(Activation::LeakyRelu { alpha: alpha(0.01)? }),
             "elu" => Ok(Activation::Elu { alpha: alpha(1.0)? }),
-            "gelu" => plain(Activation::Gelu),
+            "gelu" | "gelu-tanh" | "gelu_tanh" => plain(Activation::Gelu),
+            "gelu-erf" | "gelu_erf" | "gelu-exact" => plain(Activation::GeluErf),
             "softplus" => plain(Activation::Softplus),
             "softsign" => plain(Activation::Softsign),
             "softmax" => plain(Activation::Softmax),
@@ -272,7 +290,7 @@ crate::serde_via_str!(Activation);
 mod tests {
     use super::*;
 
-    const ALL: [Activation; 10] = [
+    const ALL: [Activation; 11] = [
         Activation::Identity,
         Activation::Sigmoid,
         Activation::Tanh,
@@ -283,6 +301,7 @@ mod tests {
         Activation::Softplus,
         Activation::Softsign,
         Activation::Softmax,
+        Activation::GeluErf,
     ];
 
     #[test]
@@ -306,6 +325,13 @@ mod tests {
         assert_eq!(Activation::Sigmoid.apply(-1000.0_f64), 0.0);
         assert_eq!(Activation::Sigmoid.apply(1000.0_f32), 1.0);
         assert!((Activation::Gelu.apply(1.0_f64) - 0.841_191_990_608_276_8).abs() < 1e-12);
+        // z · ½(1 + erf(z/√2)) by Python's math.erf (what torch.nn.functional.gelu computes).
+        for (z, want) in
+            [(1.0_f64, 0.841_344_746_068_542_9), (-0.5, -0.154_268_769_362_993_44), (3.0, 2.995_950_305_905_11)]
+        {
+            assert!((Activation::GeluErf.apply(z) - want).abs() < 1e-15, "gelu-erf({z})");
+        }
+        assert_eq!("gelu-tanh".parse::<Activation>().unwrap(), Activation::Gelu);
     }
 
     #[test]

@@ -62,7 +62,8 @@ typedef enum nabla_op {
 #define NABLA_ACT_SOFTPLUS 7
 #define NABLA_ACT_SOFTSIGN 8
 #define NABLA_ACT_SOFTMAX 9    /* row-wise */
-#define NABLA_ACT_COUNT 10
+#define NABLA_ACT_GELU_ERF 10  /* exact: z * Phi(z), Phi the normal CDF */
+#define NABLA_ACT_COUNT 11
 
 /* Loss codes (the `variant` of LOSS). */
 #define NABLA_LOSS_MSE 0

@@ -52,7 +52,7 @@ impl Op {
     /// The number of variants the op has (activations, losses, rules; 1 for the others).
     pub fn variants(self) -> u32 {
         match self {
-            Op::Activate | Op::ActivateGrad => 10,
+            Op::Activate | Op::ActivateGrad => 11,
             Op::Loss => 5,
             Op::Update => 7,
             _ => 1,
