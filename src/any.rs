@@ -382,8 +382,8 @@ impl<E: AnyElement> Backend<E> for AnyBackend {
         })
     }
 
-    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut AnyBuf<E>) -> Result<()> {
-        dispatch!(self, b => b.dropout_mask(len, rate, seed, b.buf_mut(mask)?))
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut AnyBuf<E>) -> Result<()> {
+        dispatch!(self, b => b.dropout_mask(len, rate, seed, first, b.buf_mut(mask)?))
     }
 }
 

@@ -10,6 +10,8 @@ mod any;
 pub mod bench;
 pub mod linear_regression_demo;
 mod model;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 
 pub use any::{AnyBackend, AnyBuf, AnyElement, BACKEND_NAMES, BackendName, BackendOptions, BackendStatus};
 pub use model::{Model, ModelBuilder, Targets};

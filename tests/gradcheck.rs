@@ -140,8 +140,8 @@ impl Backend<f64> for WrongDerivative {
     ) -> nabla::Result<()> {
         nabla::Reference.update(u, len, w, g, s)
     }
-    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut Vec<f64>) -> nabla::Result<()> {
-        nabla::Reference.dropout_mask(len, rate, seed, mask)
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut Vec<f64>) -> nabla::Result<()> {
+        nabla::Reference.dropout_mask(len, rate, seed, first, mask)
     }
 }
 

@@ -332,14 +332,23 @@ pub fn large_elementwise<E: Element, B: Backend<E>>(b: &B) {
     }
 }
 
+/// The mask of every backend is the reference's, from the stream's start and from an offset
+/// (a data-parallel shard): the elements `first..first + len` of the mask one process draws.
 pub fn dropout<E: Element, B: Backend<E>>(b: &B) {
     for (len, rate) in [(1, 0.5), (129, 0.25), (4096, 0.9)] {
-        let mut want = vec![E::zero(); len];
-        Reference.dropout_mask(len, rate, 99, &mut want).unwrap();
-        let mut mb = b.alloc(len).unwrap();
-        b.dropout_mask(len, rate, 99, &mut mb).unwrap();
-        assert_eq!(down(b, &mb, len), want, "dropout mask len {len} rate {rate}");
+        for first in [0, 1, 77, (1 << 40) + 3] {
+            let mut want = vec![E::zero(); len];
+            Reference.dropout_mask(len, rate, 99, first, &mut want).unwrap();
+            let mut mb = b.alloc(len).unwrap();
+            b.dropout_mask(len, rate, 99, first, &mut mb).unwrap();
+            assert_eq!(down(b, &mb, len), want, "dropout mask len {len} rate {rate} from {first}");
+        }
     }
+    let mut whole = vec![E::zero(); 300];
+    Reference.dropout_mask(300, 0.5, 7, 0, &mut whole).unwrap();
+    let mut tail = b.alloc(100).unwrap();
+    b.dropout_mask(100, 0.5, 7, 200, &mut tail).unwrap();
+    assert_eq!(down(b, &tail, 100), whole[200..], "a shard's mask is its part of the whole mask");
 }
 
 /// Buffers that are too short give a shape error naming the operation (no panic).
@@ -526,7 +535,7 @@ pub fn foreign_buffers_are_refused<E: Element, B: Backend<E>>(mine: &B, other: &
         [w, g, s0, s1] => mine.update(&adam, LEN, w, g, &mut [s0, s1]),
         _ => unreachable!(),
     });
-    check("dropout_mask", 1, &|b| mine.dropout_mask(LEN, 0.5, 7, &mut b[0]));
+    check("dropout_mask", 1, &|b| mine.dropout_mask(LEN, 0.5, 7, 0, &mut b[0]));
 }
 
 /// Prints why a test was skipped, past the test harness's output capture (so that a run without

@@ -271,8 +271,8 @@ extern "C" __global__ void update_##S(u64 n, int rule, T lr, T l2, T decay, T p0
     }                                                                                              \
 }                                                                                                  \
 /* mask[i] ← keep(seed, i) ? 1/(1 − rate) : 0 (nabla_core::dropout). */                            \
-extern "C" __global__ void dropout_mask_##S(u64 n, u64 threshold, u64 seed, T kept, T* mask) {     \
-    GRID_STRIDE(i, n) { mask[i] = (mix64(seed ^ mix64(i)) >> 11) >= threshold ? kept : (T)0; }     \
+extern "C" __global__ void dropout_mask_##S(u64 n, u64 threshold, u64 seed, u64 first, T kept, T* mask) { \
+    GRID_STRIDE(i, n) { mask[i] = (mix64(seed ^ mix64(first + i)) >> 11) >= threshold ? kept : (T)0; } \
 }
 
 DEFINE_KERNELS(float, f32, -3.402823466e38f)

@@ -597,11 +597,12 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         )
     }
 
-    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut CudaBuf<E>) -> Result<()> {
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut CudaBuf<E>) -> Result<()> {
         check::elementwise("dropout_mask", len, &[("mask", mask.slice.len())])?;
         self.own("dropout_mask", &[("mask", mask.owner)])?;
         let (n, threshold, kept) = (len as u64, dropout::threshold(rate), E::of(1.0 / (1.0 - rate)));
-        launch!(self, &E::kernels(self).dropout_mask, elementwise(len), &n, &threshold, &seed, &kept, &mut mask.slice)
+        let m = &mut mask.slice;
+        launch!(self, &E::kernels(self).dropout_mask, elementwise(len), &n, &threshold, &seed, &first, &kept, m)
     }
 }
 

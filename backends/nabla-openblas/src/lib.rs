@@ -220,8 +220,8 @@ impl<E: Element> Backend<E> for OpenBlas {
         Ok(())
     }
 
-    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut Vec<E>) -> Result<()> {
-        cpu::dropout_mask(len, rate, seed, mask)
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut Vec<E>) -> Result<()> {
+        cpu::dropout_mask(len, rate, seed, first, mask)
     }
 }
 

@@ -261,6 +261,10 @@ pub struct TrainArgs {
     /// Every N epochs, show each layer's ‖δ‖, ‖∂W‖, ‖∂b‖, ‖W‖, update/weight ratio and unit statistics.
     #[arg(long)]
     pub inspect_every: Option<usize>,
+    /// Under mpirun: compare a hash of every rank's weights after every step, failing at the
+    /// first difference (a check of the data-parallel run's consistency; slower).
+    #[arg(long)]
+    pub check_consistency: bool,
     /// Print only one JSON object (on the last stdout line).
     #[arg(long)]
     pub json: bool,

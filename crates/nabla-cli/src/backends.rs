@@ -18,13 +18,17 @@ pub fn run(args: &BackendsArgs) -> Result<ExitCode> {
             .iter()
             .map(|s| json!({ "backend": s.name, "compiled": s.compiled, "usable": s.usable, "detail": s.detail }))
             .collect();
-        println!("{}", json!({ "backends": rows }));
+        println!(
+            "{}",
+            json!({ "backends": rows, "mpi": { "compiled": cfg!(feature = "mpi"), "detail": crate::job::describe() } })
+        );
     } else {
         println!("{:<14} {:<9} {:<7} detail", "backend", "compiled", "usable");
         let yes = |b: bool| if b { "yes" } else { "no" };
         for s in &statuses {
             println!("{:<14} {:<9} {:<7} {}", s.name, yes(s.compiled), yes(s.usable), s.detail);
         }
+        println!("data parallelism: {}", crate::job::describe());
     }
     Ok(ExitCode::SUCCESS)
 }

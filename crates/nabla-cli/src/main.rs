@@ -9,6 +9,7 @@ mod bench;
 mod config;
 mod evaluate;
 mod gradcheck;
+mod job;
 mod model;
 mod plot;
 mod train;
@@ -27,8 +28,16 @@ fn main() -> ExitCode {
             None => return ExitCode::from(2),
         },
     };
+    // Under an MPI launcher every rank runs this same command; `job` says which rank this is.
+    let job = match job::Job::start() {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match command {
-        Command::Train(a) => train::run(&a),
+        Command::Train(a) => train::run(&a, &job),
         Command::Gradcheck(a) => gradcheck::run(&a),
         Command::Backends(a) => backends::run(&a),
         Command::Bench(a) => bench::run(&a),
@@ -39,11 +48,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
-            match e {
-                nabla::Error::Invalid { .. } | nabla::Error::Unavailable { .. } => ExitCode::from(2),
-                _ => ExitCode::from(1),
-            }
+            let code = match e {
+                nabla::Error::Invalid { .. } | nabla::Error::Unavailable { .. } => 2,
+                _ => 1,
+            };
+            job.fail(&e, code)
         }
     }
 }

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::args::TrainArgs;
 use crate::config::{Config, Resolved};
 use crate::evaluate::{evaluation, regions};
+use crate::job::Job;
 use crate::model::{Prepared, Source, matrices, prepare};
 use crate::plot;
 
@@ -36,7 +37,7 @@ fn stored_config(path: &Path) -> Result<Config> {
 }
 
 /// Trains in the element type the configuration asks for.
-pub fn run(args: &TrainArgs) -> Result<ExitCode> {
+pub fn run(args: &TrainArgs, job: &Job) -> Result<ExitCode> {
     let file = match &args.config {
         Some(path) => read_config(path)?,
         None => Config::default(),
@@ -48,7 +49,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let config = base.overlay(&args.config())?;
     let resolved = config.resolve()?;
     refuse_overwriting_inputs(args, &resolved)?;
-    if resolved.f64 { train::<f64>(args, &config, &resolved) } else { train::<f32>(args, &config, &resolved) }
+    if resolved.f64 { train::<f64>(args, &config, &resolved, job) } else { train::<f32>(args, &config, &resolved, job) }
 }
 
 /// Refuses, before training, an output file (`--save`, `--checkpoint`, `--plot`,
@@ -196,7 +197,7 @@ fn metadata(config: &Config, scaler: &Scaler, train: &Dataset) -> Result<Vec<(&'
     ])
 }
 
-fn train<E: Element>(args: &TrainArgs, config: &Config, r: &Resolved) -> Result<ExitCode>
+fn train<E: Element>(args: &TrainArgs, config: &Config, r: &Resolved, job: &Job) -> Result<ExitCode>
 where
     AnyBackend: Backend<E>,
 {
@@ -225,11 +226,15 @@ where
             Trainer::new(net, r.optimizer, train_config)?
         }
     };
+    if let Some(comm) = job.collective() {
+        trainer.distribute(comm)?;
+        trainer.check_consistency(args.check_consistency);
+    }
     let backend_name = trainer.net.backend().name();
     let (x, y) = matrices::<E>(&train, outputs)?;
     let val_matrices = val.as_ref().map(|v| matrices::<E>(v, outputs)).transpose()?;
     let meta = metadata(config, &scaler, &train)?;
-    let display = if args.json {
+    let display = if args.json || !job.primary() {
         Display::Quiet
     } else if std::io::stdout().is_terminal() {
         let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}")
@@ -239,7 +244,7 @@ where
     } else {
         Display::Lines
     };
-    if !args.json {
+    if !args.json && job.primary() {
         let from = args
             .resume
             .as_ref()
@@ -269,7 +274,7 @@ where
     let mut progress = Progress {
         display,
         epochs: trainer.config.epochs,
-        checkpoint: args.checkpoint.clone().map(|p| (p, args.checkpoint_every.unwrap_or(0))),
+        checkpoint: args.checkpoint.clone().filter(|_| job.primary()).map(|p| (p, args.checkpoint_every.unwrap_or(0))),
         metadata: meta.clone(),
         inspect: args.inspect_every.map(|n| (n, &x[..inspect_rows * arch.inputs()], &y[..inspect_rows * outputs])),
         inspections: Vec::new(),
@@ -288,6 +293,10 @@ where
     let run = &trainer.history[first_epoch.min(trainer.history.len())..];
     let train_seconds: f64 = run.iter().map(|e| e.seconds).sum();
     let samples_per_sec = (run.len() * train.len()) as f64 / train_seconds.max(1e-12);
+    if !job.primary() {
+        // Every rank holds the same weights; rank 0 writes and reports.
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(path) = &args.checkpoint {
         trainer.save_checkpoint(path, &meta)?;
     }
@@ -304,7 +313,13 @@ where
     let train_eval = evaluation(&mut trainer.net, &train)?;
     let val_eval = val.as_ref().map(|v| evaluation(&mut trainer.net, v)).transpose()?;
     let test_eval = test.as_ref().map(|t| evaluation(&mut trainer.net, t)).transpose()?;
-    let summary = Summary { seconds, samples_per_sec, backend: &backend_name, inspections: &progress.inspections };
+    let summary = Summary {
+        seconds,
+        samples_per_sec,
+        backend: &backend_name,
+        inspections: &progress.inspections,
+        world_size: job.size(),
+    };
     report(args, &trainer, &train, r, [Some(&train_eval), val_eval.as_ref(), test_eval.as_ref()], &summary);
     Ok(ExitCode::SUCCESS)
 }
@@ -315,6 +330,8 @@ struct Summary<'a> {
     samples_per_sec: f64,
     backend: &'a str,
     inspections: &'a [Value],
+    /// Data-parallel ranks (1 alone).
+    world_size: usize,
 }
 
 /// The closing line or JSON object; `evals` are the train, validation and test evaluations.
@@ -334,6 +351,7 @@ fn report<E: Element>(
     if args.json {
         let mut j = json!({
             "backend": s.backend,
+            "world_size": s.world_size,
             "dataset": train.name,
             "layers": arch.sizes,
             "activation": r.hidden.to_string(),

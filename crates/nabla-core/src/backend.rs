@@ -209,8 +209,11 @@ pub trait Backend<E: Element>: Send + Sync {
     ) -> Result<()>;
 
     /// Inverted-dropout mask: `mask[i] ← 0` with probability `rate`, else `1/(1 − rate)`,
-    /// drawn from [`crate::dropout::keep`]`(seed, i)` so every backend draws the same mask.
-    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut Self::Buf) -> Result<()>;
+    /// drawn from [`crate::dropout::keep`]`(seed, first + i)` so every backend draws the same
+    /// mask. `first` is the position of the buffer's first element in the stream: 0 for a whole
+    /// batch, the shard's first element when data-parallel ranks each hold part of a batch (so
+    /// that they draw exactly the mask one process would).
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut Self::Buf) -> Result<()>;
 }
 
 /// Lends the (at most two) buffers of `state` to `f` as a slice of references, the form

@@ -296,13 +296,13 @@ pub fn update_vecs<E: Element>(u: &Update, len: usize, w: &mut [E], g: &[E], sta
     Ok(())
 }
 
-/// `mask[i] ← keep(seed, i) ? 1/(1 − rate) : 0`.
-pub fn dropout_mask<E: Element>(len: usize, rate: f64, seed: u64, mask: &mut [E]) -> Result<()> {
+/// `mask[i] ← keep(seed, first + i) ? 1/(1 − rate) : 0`.
+pub fn dropout_mask<E: Element>(len: usize, rate: f64, seed: u64, first: u64, mask: &mut [E]) -> Result<()> {
     check::elementwise("dropout_mask", len, &[("mask", mask.len())])?;
     let t = dropout::threshold(rate);
     let kept = E::of(1.0 / (1.0 - rate));
     for (i, m) in mask[..len].iter_mut().enumerate() {
-        *m = if dropout::keep(seed, i as u64, t) { kept } else { E::zero() };
+        *m = if dropout::keep(seed, first.wrapping_add(i as u64), t) { kept } else { E::zero() };
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::iter::Sum;
 use ndarray::LinalgScalar;
 use num_traits::Float;
 
+use crate::distributed::Collective;
+use crate::error::Result;
 use crate::fastmath::ExpFast;
 
 /// The data type of a buffer, as named in files and in the plugin ABI.
@@ -42,6 +44,12 @@ pub trait Element: Float + LinalgScalar + ExpFast + Sum + Default + Debug + Disp
     /// Widens to `f64` (exact for both types).
     fn f64(self) -> f64;
 
+    /// `recv ← Σ_ranks send` over `c` in this type (data parallelism).
+    fn sum_over(c: &dyn Collective, send: &[Self], recv: &mut [Self]) -> Result<()>;
+
+    /// `buf ← rank 0's buf` over `c` in this type.
+    fn broadcast_over(c: &dyn Collective, buf: &mut [Self]) -> Result<()>;
+
     /// `1 / (1 + e⁻ˣ)` through the vectorisable [`ExpFast::exp_fast`] (`FMA` as there).
     #[inline(always)]
     fn sigmoid_fast<const FMA: bool>(self) -> Self {
@@ -51,6 +59,14 @@ pub trait Element: Float + LinalgScalar + ExpFast + Sum + Default + Debug + Disp
 
 impl Element for f32 {
     const DTYPE: DType = DType::F32;
+
+    fn sum_over(c: &dyn Collective, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        c.sum_f32(send, recv)
+    }
+
+    fn broadcast_over(c: &dyn Collective, buf: &mut [f32]) -> Result<()> {
+        c.broadcast_f32(buf)
+    }
 
     fn of(x: f64) -> Self {
         x as f32
@@ -63,6 +79,14 @@ impl Element for f32 {
 
 impl Element for f64 {
     const DTYPE: DType = DType::F64;
+
+    fn sum_over(c: &dyn Collective, send: &[f64], recv: &mut [f64]) -> Result<()> {
+        c.sum_f64(send, recv)
+    }
+
+    fn broadcast_over(c: &dyn Collective, buf: &mut [f64]) -> Result<()> {
+        c.broadcast_f64(buf)
+    }
 
     fn of(x: f64) -> Self {
         x

@@ -40,6 +40,7 @@ pub mod backend;
 pub mod check;
 pub mod checkpoint;
 pub mod cpu;
+pub mod distributed;
 pub mod dropout;
 pub mod element;
 pub mod error;

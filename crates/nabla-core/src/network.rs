@@ -221,6 +221,9 @@ pub struct Network<E: Element, B: Backend<E>> {
     staging: Option<Staging<B::Buf>>,
     dropout_seed: u64,
     forward_passes: u64,
+    /// The global index of the first row of the batches this network is given: 0 in one
+    /// process, a data-parallel shard's start otherwise (the dropout masks follow it).
+    row_offset: usize,
     _element: PhantomData<E>,
 }
 
@@ -274,6 +277,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
             staging: None,
             dropout_seed,
             forward_passes: 0,
+            row_offset: 0,
             _element: PhantomData,
         })
     }
@@ -312,6 +316,30 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     pub fn set_dropout_state(&mut self, seed: u64, forward_passes: u64) {
         self.dropout_seed = seed;
         self.forward_passes = forward_passes;
+    }
+
+    /// Sets the global row index of the next batches' first row (a data-parallel shard's start),
+    /// so that dropout draws for each row the mask one process would.
+    pub fn set_row_offset(&mut self, row: usize) {
+        self.row_offset = row;
+    }
+
+    /// Advances the dropout stream by one training pass without computing one: what a
+    /// data-parallel rank whose shard of a batch is empty does, to stay in step.
+    pub fn skip_training_pass(&mut self) {
+        self.forward_passes += 1;
+    }
+
+    /// Overwrites gradient tensor `i` (`∂W¹, ∂b¹, ∂W², …` order) from the host (the reduced
+    /// gradient of a data-parallel step).
+    pub fn set_gradient(&mut self, i: usize, host: &[E]) -> Result<()> {
+        let g = self
+            .grads
+            .get_mut(i / 2)
+            .ok_or_else(|| Error::shape("set_gradient", format!("tensor {i} does not exist")))?;
+        let buf = if i % 2 == 0 { &mut g.weight } else { &mut g.bias };
+        check_len("set_gradient", &format!("tensor {i}"), self.backend.len(buf), host.len())?;
+        self.backend.write(host, buf)
     }
 
     /// Makes sure the workspace holds batches of `rows` samples. This is the only place a
@@ -366,7 +394,8 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
                 b.bias_add_activate(arch.activations[l], d, &self.params[l].bias, &mut cur.z, &mut cur.a)?;
             }
             if let (true, Some((mask, dropped))) = (dropout, cur.dropout.as_mut()) {
-                b.dropout_mask(d.len(), arch.dropout, mix64(step_seed ^ l as u64), mask)?;
+                let first = (self.row_offset as u64).wrapping_mul(d.cols as u64);
+                b.dropout_mask(d.len(), arch.dropout, mix64(step_seed ^ l as u64), first, mask)?;
                 b.copy(d.len(), &cur.a, dropped)?;
                 b.hadamard(d.len(), mask, dropped)?;
             }

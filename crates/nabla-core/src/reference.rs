@@ -85,7 +85,7 @@ impl<E: Element> Backend<E> for Reference {
         cpu::update_vecs(u, len, w, g, state)
     }
 
-    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, mask: &mut Vec<E>) -> Result<()> {
-        cpu::dropout_mask(len, rate, seed, mask)
+    fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut Vec<E>) -> Result<()> {
+        cpu::dropout_mask(len, rate, seed, first, mask)
     }
 }

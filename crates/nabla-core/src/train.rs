@@ -12,11 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
+use crate::distributed::{self, Collective, GradientReducer};
 use crate::dropout::mix64;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::memory;
-use crate::network::{Network, Score};
+use crate::network::{Mode, Network, Score};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Schedule, ScheduleState};
 use crate::update::Rule;
@@ -238,11 +239,17 @@ pub struct StopState {
     pub bad_epochs: usize,
 }
 
-/// A batch resident on the backend.
+/// A batch resident on the backend: this rank's shard of a global batch (all of it in one
+/// process).
 struct DeviceBatch<Buf> {
     x: Buf,
     y: Buf,
+    /// Rows of the shard.
     rows: usize,
+    /// Rows of the global batch.
+    global_rows: usize,
+    /// The shard's first row within the global batch.
+    offset: usize,
 }
 
 /// A training run: the network, its optimizer, the settings and everything needed to continue
@@ -273,6 +280,10 @@ pub struct Trainer<E: Element, B: Backend<E>> {
     live_parameters: Option<Vec<Vec<E>>>,
     /// `(samples, batch size, batches)` the device batches were made for.
     batch_layout: (usize, usize, usize),
+    /// The data-parallel gradient reducer, when this process is one rank of several.
+    reducer: Option<GradientReducer<E>>,
+    /// Whether every rank compares a hash of its weights after every step.
+    check_consistency: bool,
     batches: Vec<DeviceBatch<B::Buf>>,
     order: Vec<usize>,
     gather_x: Vec<E>,
@@ -297,11 +308,61 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             interrupted: false,
             live_parameters: None,
             batch_layout: (0, 0, 0),
+            reducer: None,
+            check_consistency: false,
             batches: Vec::new(),
             order: Vec::new(),
             gather_x: Vec::new(),
             gather_y: Vec::new(),
         })
+    }
+
+    /// Makes this trainer one rank of a data-parallel run over `comm` (see
+    /// [`crate::distributed`]): `config.batch_size` is the global batch, each rank trains on its
+    /// shard, the gradients are all-reduced between backward and update, and every metric and
+    /// decision is the same on every rank. Checks that every rank has the same architecture,
+    /// settings and run position, then gives every rank rank 0's weights. A world of one
+    /// changes nothing.
+    pub fn distribute(&mut self, comm: Box<dyn Collective>) -> Result<()> {
+        let size = comm.size();
+        if size <= 1 {
+            return Ok(());
+        }
+        if self.config.batch_size < size {
+            return Err(Error::invalid(
+                "batch size",
+                format!(
+                    "{} is smaller than the {size} ranks; the global batch needs at least one row per rank",
+                    self.config.batch_size
+                ),
+            ));
+        }
+        let mut reducer = GradientReducer::new(comm, &self.net)?;
+        let json = |r: serde_json::Result<String>| r.map_err(|e| Error::invalid("configuration", e.to_string()));
+        let position = format!("{} {} {:?}", self.epoch, self.opt.steps(), self.net.dropout_state());
+        let hash = distributed::fingerprint(&[
+            &json(serde_json::to_string(self.net.architecture()))?,
+            &json(serde_json::to_string(self.opt.config()))?,
+            &json(serde_json::to_string(&self.config))?,
+            &position,
+        ]);
+        reducer.agree("configuration (architecture, optimizer, training settings, run position)", hash)?;
+        reducer.broadcast_parameters(&mut self.net)?;
+        self.reducer = Some(reducer);
+        self.batch_layout = (0, 0, 0);
+        Ok(())
+    }
+
+    /// Data-parallel runs only: after every step, every rank hashes its weights and the ranks
+    /// compare the hashes, failing together at the first step where any rank differs (a test
+    /// of the promise that every rank holds bit-identical weights; it costs a download per step).
+    pub fn check_consistency(&mut self, on: bool) {
+        self.check_consistency = on;
+    }
+
+    /// This process's rank and the number of ranks (`(0, 1)` in one process).
+    pub fn world(&self) -> (usize, usize) {
+        self.reducer.as_ref().map_or((0, 1), |r| (r.rank(), r.size()))
     }
 
     /// Trains until `config.epochs` epochs are complete, early stopping fires or the observer
@@ -327,7 +388,8 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             if self.early_stop(&report)? {
                 self.stopped = true;
             }
-            if observer.on_epoch(&report, self)? == Control::Stop {
+            let stop = observer.on_epoch(&report, self)? == Control::Stop;
+            if self.collectively(stop)? {
                 self.interrupted = true;
             }
         }
@@ -352,6 +414,48 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         }
     }
 
+    /// Whether `flag` holds on any rank (on this one, in one process): an observer's stop on one
+    /// rank stops them all.
+    fn collectively(&self, flag: bool) -> Result<bool> {
+        match &self.reducer {
+            Some(r) => r.any(flag),
+            None => Ok(flag),
+        }
+    }
+
+    /// One training step on a device batch: forward, output error, backward, update, returning
+    /// the batch's score. Data-parallel, this rank's shard goes forward and backward, the reducer
+    /// sums the gradients (and the scores) of all shards between backward and update, and the
+    /// score is the global batch's.
+    fn step(&mut self, i: usize) -> Result<Score> {
+        let batch = &self.batches[i];
+        let Some(reducer) = self.reducer.as_mut() else {
+            self.net.train_step(&batch.x, &batch.y, batch.rows, &mut self.opt)?;
+            return self.net.score();
+        };
+        self.net.set_row_offset(batch.offset);
+        let local = if batch.rows > 0 {
+            self.net.forward(&batch.x, batch.rows, Mode::Train)?;
+            self.net.output_error(&batch.y, batch.rows)?;
+            self.net.backward(&batch.x, batch.rows)?;
+            Some(self.net.score()?)
+        } else {
+            self.net.skip_training_pass();
+            None
+        };
+        let score = reducer.reduce(&mut self.net, local, batch.rows, batch.global_rows)?;
+        self.net.update(&mut self.opt)?;
+        if self.check_consistency {
+            let weights = self.net.parameters_to_host()?;
+            let bits: Vec<String> =
+                weights.iter().map(|t| t.iter().map(|v| format!("{:x}", v.f64().to_bits())).collect()).collect();
+            let parts: Vec<&str> = bits.iter().map(String::as_str).collect();
+            let what = format!("weights after optimizer step {}", self.opt.steps());
+            reducer.agree(&what, distributed::fingerprint(&parts))?;
+        }
+        Ok(score)
+    }
+
     /// One epoch: set the learning rate, shuffle, upload the batches, train on each, then
     /// validate. Fails with [`Error::NonFinite`] at the first step whose loss is not finite.
     pub fn run_epoch(
@@ -368,19 +472,24 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut predictions, mut rows_done) = (0.0, 0, 0, 0);
         let steps = self.batches.len();
-        for (step, batch) in self.batches.iter().enumerate() {
-            self.net.train_step(&batch.x, &batch.y, batch.rows, &mut self.opt)?;
-            let score = self.net.score()?;
+        for step in 0..steps {
+            let score = self.step(step)?;
+            let rows = self.batches[step].global_rows;
             if !score.loss.is_finite() {
-                let origin = self.net.locate_non_finite(batch.rows)?;
+                let origin = match &self.reducer {
+                    // Every rank reports the same: the shard holding the cause is one rank's.
+                    Some(r) => format!("the global batch's loss, summed over {} ranks", r.size()),
+                    None => self.net.locate_non_finite(rows)?,
+                };
                 return Err(Error::NonFinite { value: score.loss, epoch, step: step + 1, origin });
             }
-            loss_sum += score.loss * batch.rows as f64;
+            loss_sum += score.loss * rows as f64;
             correct += score.correct;
-            predictions += self.net.architecture().loss.predictions(batch.rows, self.net.architecture().outputs());
-            rows_done += batch.rows;
-            let report = StepReport { epoch, step: step + 1, steps, loss: score.loss, rows: batch.rows };
-            if observer.on_step(&report) == Control::Stop {
+            predictions += self.net.architecture().loss.predictions(rows, self.net.architecture().outputs());
+            rows_done += rows;
+            let report = StepReport { epoch, step: step + 1, steps, loss: score.loss, rows };
+            let stop = observer.on_step(&report) == Control::Stop;
+            if self.collectively(stop)? {
                 self.interrupted = true;
                 break;
             }
@@ -390,7 +499,14 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         let train_accuracy = accuracy(Score { loss: 0.0, correct, predictions });
         let (val_loss, val_accuracy) = match val {
             Some(v) => {
-                let s = self.net.evaluate(v.x, v.y)?;
+                let mut s = self.net.evaluate(v.x, v.y)?;
+                if let Some(r) = &self.reducer {
+                    // Every rank evaluated the same weights on the same data; rank 0's numbers
+                    // are made everyone's, so that no rounding difference can split a decision.
+                    let mut values = [s.loss, s.correct as f64];
+                    r.broadcast(&mut values)?;
+                    (s.loss, s.correct) = (values[0], values[1] as usize);
+                }
                 (Some(s.loss), accuracy(s))
             }
             None => (None, None),
@@ -458,19 +574,22 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         self.config.validate_for(self.opt.config(), n)?;
         let batch = self.config.batch_size.min(n);
         let count = if self.config.drop_last && n > batch { n / batch } else { n.div_ceil(batch) };
+        let (rank, size) = self.world();
         // The batches are remade whenever the layout changes (an observer may change
         // `config.batch_size` or `drop_last` between epochs).
         if self.batch_layout != (n, batch, count) {
             self.batches.clear();
             self.batch_layout = (0, 0, 0);
             for i in 0..count {
-                let rows = batch.min(n - i * batch);
-                let b = self.net.backend();
-                self.batches.push(DeviceBatch { x: b.alloc(rows * n_in)?, y: b.alloc(rows * n_out)?, rows });
+                let global_rows = batch.min(n - i * batch);
+                let part = distributed::shard(global_rows, rank, size);
+                let (rows, b) = (part.len(), self.net.backend());
+                let (x, y) = (b.alloc(rows * n_in)?, b.alloc(rows * n_out)?);
+                self.batches.push(DeviceBatch { x, y, rows, global_rows, offset: part.start });
             }
             self.gather_x = memory::filled(batch * n_in, E::zero(), "a batch of features")?;
             self.gather_y = memory::filled(batch * n_out, E::zero(), "a batch of targets")?;
-            self.net.reserve(batch)?;
+            self.net.reserve(distributed::shard(batch, rank, size).len().max(1))?;
             self.batch_layout = (n, batch, count);
         }
         self.order.clear();
@@ -480,7 +599,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             self.order.shuffle(&mut rng);
         }
         for (i, dev) in self.batches.iter_mut().enumerate() {
-            for (r, &s) in self.order[i * batch..][..dev.rows].iter().enumerate() {
+            for (r, &s) in self.order[i * batch + dev.offset..][..dev.rows].iter().enumerate() {
                 self.gather_x[r * n_in..][..n_in].copy_from_slice(&data.x[s * n_in..][..n_in]);
                 self.gather_y[r * n_out..][..n_out].copy_from_slice(&data.y[s * n_out..][..n_out]);
             }

@@ -464,7 +464,7 @@ unsafe extern "C" fn dropout_mask<B: Exportable>(
 ) -> Status {
     run::<B>(
         c,
-        |cx| by_dtype!(dtype, E => Backend::<E>::dropout_mask(&cx.backend, len, rate, seed, buf_mut::<B, E>(mask)?)),
+        |cx| by_dtype!(dtype, E => Backend::<E>::dropout_mask(&cx.backend, len, rate, seed, 0, buf_mut::<B, E>(mask)?)),
     )
 }
 

@@ -1,0 +1,242 @@
+//! Synchronous data parallelism, the scheme of PyTorch DDP and Horovod: every process (rank)
+//! holds the same weights, computes the gradient of its shard of each global batch, the
+//! gradients are summed across the ranks, and every rank applies the same update.
+//!
+//! The communication is an existing engine's (MPI through the `nabla` facade's `mpi` feature),
+//! seen here through the [`Collective`] trait; the driver's only addition is the
+//! [`GradientReducer`], which [`crate::Trainer`] calls between backward and update.
+//!
+//! The math: a global batch of `N` rows is cut into contiguous shards of `n_r` rows
+//! ([`shard`], sizes differing by at most one). Each rank's backward gives the mean-loss
+//! gradient of its shard, `g_r = (1/n_r) Σ_{i∈r} ∇C_i`; the reducer sums `n_r g_r` over the ranks
+//! and scales once by `1/N`:
+//!
+//! `g = (1/N) Σ_r n_r g_r = (1/N) Σ_i ∇C_i`,
+//!
+//! the single-process mean-loss gradient of the global batch (to rounding). The batch's loss
+//! and correct count travel in the same all-reduce, so every rank sees the global numbers and
+//! takes every decision (non-finite loss, early stopping, schedules) identically.
+
+use std::ops::Range;
+
+use crate::backend::Backend;
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::memory;
+use crate::network::{Network, Score};
+
+/// The collective operations data parallelism needs, over all ranks of one job. Implemented
+/// over MPI by the `nabla` facade (feature `mpi`); a single process needs none.
+pub trait Collective {
+    /// This process's rank, `0..size`.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn size(&self) -> usize;
+    /// `recv ← Σ_ranks send`, element-wise; every rank receives the same values.
+    fn sum_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()>;
+    /// `recv ← Σ_ranks send` in f64.
+    fn sum_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()>;
+    /// `buf ← rank 0's buf`.
+    fn broadcast_f32(&self, buf: &mut [f32]) -> Result<()>;
+    /// `buf ← rank 0's buf` in f64.
+    fn broadcast_f64(&self, buf: &mut [f64]) -> Result<()>;
+}
+
+/// A shared communicator is one too (the program keeps a handle to abort the job on an error).
+impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+    fn size(&self) -> usize {
+        (**self).size()
+    }
+    fn sum_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        (**self).sum_f32(send, recv)
+    }
+    fn sum_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()> {
+        (**self).sum_f64(send, recv)
+    }
+    fn broadcast_f32(&self, buf: &mut [f32]) -> Result<()> {
+        (**self).broadcast_f32(buf)
+    }
+    fn broadcast_f64(&self, buf: &mut [f64]) -> Result<()> {
+        (**self).broadcast_f64(buf)
+    }
+}
+
+/// Rows `[lo, hi)` of a global batch of `rows` rows that `rank` of `size` takes: contiguous
+/// shards in rank order, the first `rows mod size` one row longer.
+pub fn shard(rows: usize, rank: usize, size: usize) -> Range<usize> {
+    let (base, extra) = (rows / size, rows % size);
+    let lo = rank * base + rank.min(extra);
+    lo..lo + base + usize::from(rank < extra)
+}
+
+/// A 64-bit FNV-1a hash of `parts`, to check that every rank runs the same configuration.
+pub fn fingerprint(parts: &[&str]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.bytes().chain([0xff]))
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Sums one step's gradients over the ranks through a preallocated host bucket: every
+/// gradient tensor, then the shard's loss sum and correct count (one all-reduce per step, no
+/// allocation).
+pub struct GradientReducer<E: Element> {
+    comm: Box<dyn Collective>,
+    send: Vec<E>,
+    recv: Vec<E>,
+    /// The length of each gradient tensor (`∂W¹, ∂b¹, …`).
+    lens: Vec<usize>,
+}
+
+impl<E: Element> GradientReducer<E> {
+    /// A reducer for the gradients of `net` over `comm`.
+    pub fn new<B: Backend<E>>(comm: Box<dyn Collective>, net: &Network<E, B>) -> Result<Self> {
+        let arch = net.architecture();
+        let lens: Vec<usize> =
+            (0..arch.layers()).flat_map(|l| [arch.weight_dims(l).len(), arch.weight_dims(l).rows]).collect();
+        let total = lens.iter().sum::<usize>() + 2;
+        Ok(GradientReducer {
+            comm,
+            send: memory::filled(total, E::zero(), "the gradient bucket")?,
+            recv: memory::filled(total, E::zero(), "the gradient bucket")?,
+            lens,
+        })
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.comm.rank()
+    }
+
+    /// The number of ranks.
+    pub fn size(&self) -> usize {
+        self.comm.size()
+    }
+
+    /// The rows of a global batch of `rows` rows this rank computes.
+    pub fn shard(&self, rows: usize) -> Range<usize> {
+        shard(rows, self.rank(), self.size())
+    }
+
+    /// Replaces the gradients of `net` by the global batch's: `g ← (1/N) Σ_r n_r g_r` with
+    /// `N = global_rows` and this rank's shard of `local_rows` rows, whose loss and correct count
+    /// are `local` (`None` for an empty shard, which contributes nothing). Returns the global
+    /// batch's mean loss and correct count, the same on every rank.
+    pub fn reduce<B: Backend<E>>(
+        &mut self,
+        net: &mut Network<E, B>,
+        local: Option<Score>,
+        local_rows: usize,
+        global_rows: usize,
+    ) -> Result<Score> {
+        let n = E::of(local_rows as f64);
+        let mut at = 0;
+        for (&len, g) in self.lens.iter().zip(net.gradients().iter().flat_map(|t| [&t.weight, &t.bias])) {
+            let part = &mut self.send[at..at + len];
+            match local {
+                Some(_) => {
+                    net.backend().download(g, part)?;
+                    part.iter_mut().for_each(|v| *v = *v * n);
+                }
+                None => part.fill(E::zero()),
+            }
+            at += len;
+        }
+        let score = local.unwrap_or_default();
+        self.send[at] = E::of(score.loss * local_rows as f64);
+        self.send[at + 1] = E::of(score.correct as f64);
+        E::sum_over(self.comm.as_ref(), &self.send, &mut self.recv)?;
+        let scale = E::one() / E::of(global_rows as f64);
+        let mut at = 0;
+        for (i, &len) in self.lens.iter().enumerate() {
+            let part = &mut self.recv[at..at + len];
+            part.iter_mut().for_each(|v| *v = *v * scale);
+            net.set_gradient(i, part)?;
+            at += len;
+        }
+        Ok(Score {
+            loss: (self.recv[at] * scale).f64(),
+            correct: self.recv[at + 1].f64().round() as usize,
+            predictions: 0,
+        })
+    }
+
+    /// Puts rank 0's parameters into every rank's network.
+    pub fn broadcast_parameters<B: Backend<E>>(&mut self, net: &mut Network<E, B>) -> Result<()> {
+        for (i, mut tensor) in net.parameters_to_host()?.into_iter().enumerate() {
+            E::broadcast_over(self.comm.as_ref(), &mut tensor)?;
+            net.set_parameter(i, &tensor)?;
+        }
+        Ok(())
+    }
+
+    /// Rank 0's values of `values` on every rank (metrics computed on each rank, made identical).
+    pub fn broadcast(&self, values: &mut [f64]) -> Result<()> {
+        self.comm.broadcast_f64(values)
+    }
+
+    /// Whether any rank says `flag` (a stop asked by one rank's observer stops every rank).
+    pub fn any(&self, flag: bool) -> Result<bool> {
+        let mut out = [0.0];
+        self.comm.sum_f64(&[f64::from(u8::from(flag))], &mut out)?;
+        Ok(out[0] > 0.0)
+    }
+
+    /// Checks that every rank has the same `hash` of `what` (its configuration, its position in
+    /// the run); every rank fails together, naming the first rank that differs.
+    pub fn agree(&self, what: &str, hash: u64) -> Result<()> {
+        let (rank, size) = (self.rank(), self.size());
+        let mut seen = vec![0.0; 2 * size];
+        // The hash as two exact 32-bit halves, one slot pair per rank, summed: every rank sees
+        // every rank's hash.
+        seen[2 * rank] = (hash >> 32) as f64;
+        seen[2 * rank + 1] = (hash & 0xffff_ffff) as f64;
+        let mut all = vec![0.0; 2 * size];
+        self.comm.sum_f64(&seen, &mut all)?;
+        let of = |r: usize| ((all[2 * r] as u64) << 32) | all[2 * r + 1] as u64;
+        match (1..size).find(|&r| of(r) != of(0)) {
+            None => Ok(()),
+            Some(r) => Err(Error::invalid(
+                "data-parallel run",
+                format!(
+                    "rank {r} has another {what} than rank 0 ({:016x} vs {:016x}); start every rank with the same \
+                     command, flags and files",
+                    of(r),
+                    of(0)
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_contiguous_and_cover_the_batch() {
+        for rows in [1, 2, 7, 32, 33, 101] {
+            for size in 1..=5 {
+                let parts: Vec<Range<usize>> = (0..size).map(|r| shard(rows, r, size)).collect();
+                assert_eq!(parts[0].start, 0);
+                assert_eq!(parts[size - 1].end, rows);
+                for w in parts.windows(2) {
+                    assert_eq!(w[0].end, w[1].start);
+                }
+                let (lo, hi) = (parts.iter().map(|p| p.len()).min(), parts.iter().map(|p| p.len()).max());
+                assert!(hi.unwrap() - lo.unwrap() <= 1, "{rows} rows on {size} ranks: {parts:?}");
+            }
+        }
+        assert_eq!(shard(10, 0, 3), 0..4);
+        assert_eq!(shard(10, 2, 3), 7..10);
+    }
+
+    #[test]
+    fn fingerprints_tell_configurations_apart() {
+        assert_eq!(fingerprint(&["a", "b"]), fingerprint(&["a", "b"]));
+        assert_ne!(fingerprint(&["ab", ""]), fingerprint(&["a", "b"]));
+    }
+}
