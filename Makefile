@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test deps test-deps lint memcheck
+.PHONY: run test deps mpi-deps test-deps lint memcheck
 
 # OpenBLAS (with LAPACK) development files: installed with apt-get when pkg-config cannot find them.
 deps:
@@ -17,6 +17,22 @@ deps:
 	    echo "make: OpenBLAS development files not found and apt-get is not available."; \
 	    echo "      Install them and re-run: Fedora 'dnf install openblas-devel pkgconf', Arch 'pacman -S openblas',"; \
 	    echo "      openSUSE 'zypper install openblas-devel', macOS 'brew install openblas pkg-config'."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+# MPI for the `mpi` feature (data-parallel training; `make test` builds every feature): OpenMPI's
+# compiler wrapper and launcher, and libclang for the bindings rsmpi generates.
+mpi-deps:
+	@if ! command -v mpicc >/dev/null 2>&1 || ! command -v mpirun >/dev/null 2>&1 || \
+	    ! ldconfig -p 2>/dev/null | grep -q 'libclang'; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing libopenmpi-dev, openmpi-bin and libclang-dev (MPI was not found)"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenmpi-dev openmpi-bin libclang-dev >/dev/null; \
+	  else \
+	    echo "make: MPI development files or libclang not found and apt-get is not available."; \
+	    echo "      Install them and re-run: Fedora 'dnf install openmpi-devel clang-devel' (then 'module load mpi'),"; \
+	    echo "      Arch 'pacman -S openmpi clang', openSUSE 'zypper install openmpi4-devel clang-devel', macOS 'brew install open-mpi llvm'."; \
 	    exit 1; \
 	  fi; \
 	fi
@@ -36,7 +52,7 @@ test-deps:
 run: deps
 	$(CARGO) run --release -p nabla-cli -- train $(ARGS)
 
-test: deps test-deps
+test: deps mpi-deps test-deps
 	$(CARGO) test --workspace --all-features
 	# The OpenBLAS kernels once more in their baseline copies (no AVX, no FMA), as on an older CPU.
 	NABLA_SIMD=generic $(CARGO) test -p nabla-openblas --lib

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use nabla_core::backend::{Backend, Gemm, Trans};
+use nabla_core::distributed::{self, Collective, GradientReducer, Shard};
 use nabla_core::{Activation, Architecture, Element, Init, Loss, Network, Optimizer, OptimizerConfig, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -134,15 +135,18 @@ impl Workload {
     }
 }
 
-/// A network, an optimizer and a few batches resident on the backend, ready to step.
+/// A network, an optimizer and a few batches resident on the backend, ready to step; data
+/// parallel, each rank holds its shard of every global batch.
 pub struct Prepared<E: Element, B: Backend<E>> {
     /// The network.
     pub net: Network<E, B>,
     /// Its SGD optimizer.
     pub opt: Optimizer<B::Buf>,
     batches: Vec<(B::Buf, B::Buf)>,
-    rows: usize,
+    /// Rows of this rank's shard, of the global batch, and the shard's first row.
+    rows: (usize, usize, usize),
     next: usize,
+    reducer: Option<GradientReducer<E>>,
 }
 
 /// Distinct batches cycled through by the timed steps.
@@ -151,6 +155,15 @@ const BATCHES: usize = 2;
 impl<E: Element, B: Backend<E>> Prepared<E, B> {
     /// Builds `w` on `backend` with SGD (lr 0.01) and Gaussian data, random labels (seeded).
     pub fn new(backend: B, w: &Workload) -> Result<Self> {
+        Self::sharded(backend, w, None)
+    }
+
+    /// [`Prepared::new`] as one rank of a data-parallel run over `comm` (`None`: alone): the
+    /// workload's batch is the global batch, this rank holds its shard, and a step all-reduces
+    /// the gradients between backward and update (so the fused SGD step is not used).
+    pub fn sharded(backend: B, w: &Workload, comm: Option<Box<dyn Collective>>) -> Result<Self> {
+        let (rank, size) = comm.as_ref().map_or((0, 1), |c| (c.rank(), c.size()));
+        let part = distributed::shard(w.batch, rank, size);
         let arch = w.architecture()?;
         let (n_in, n_out) = (arch.inputs(), arch.outputs());
         let mut rng = ChaCha8Rng::seed_from_u64(1234);
@@ -165,18 +178,32 @@ impl<E: Element, B: Backend<E>> Prepared<E, B> {
                     row[rng.random_range(0..n_out)] = E::one();
                 }
             }
-            batches.push((backend.upload(&x)?, backend.upload(&y)?));
+            let (xs, ys) = (&x[part.start * n_in..part.end * n_in], &y[part.start * n_out..part.end * n_out]);
+            batches.push((backend.upload(xs)?, backend.upload(ys)?));
         }
         let net = Network::new(backend, arch, Init::Auto, 1234)?;
         let opt = net.optimizer(OptimizerConfig::named("sgd", 0.01)?)?;
-        Ok(Prepared { net, opt, batches, rows: w.batch, next: 0 })
+        let reducer = comm.map(|c| GradientReducer::new(c, &net)).transpose()?;
+        Ok(Prepared { net, opt, batches, rows: (part.len(), w.batch, part.start), next: 0, reducer })
     }
 
     /// One training step on the next batch (the loss stays on the backend).
     pub fn step(&mut self) -> Result<()> {
         let (x, y) = &self.batches[self.next];
         self.next = (self.next + 1) % self.batches.len();
-        self.net.train_step(x, y, self.rows, &mut self.opt)
+        let (rows, global_rows, offset) = self.rows;
+        match &mut self.reducer {
+            None => self.net.train_step(x, y, rows, &mut self.opt),
+            Some(r) => {
+                let shard = Shard { x, y, rows, global_rows, offset };
+                distributed::train_step(&mut self.net, &mut self.opt, r, shard).map(|_| ())
+            }
+        }
+    }
+
+    /// The gradient all-reduces done so far and the seconds spent in them (none alone).
+    pub fn reductions(&self) -> (u64, f64) {
+        self.reducer.as_ref().map_or((0, 0.0), GradientReducer::reductions)
     }
 
     /// Runs `steps` steps and waits for the backend; returns the seconds taken.

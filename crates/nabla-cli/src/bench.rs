@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::args::BenchArgs;
+use crate::job::Job;
 use crate::plot::Line;
 
 /// One measured line of the report.
@@ -41,6 +42,10 @@ pub struct BenchResult {
     pub rss_peak_mib: f64,
     /// What the model needs (parameters, gradients, one batch's values), in MiB.
     pub model_mib: f64,
+    /// Data-parallel ranks (`mpirun -n P nabla bench`); `samples_per_sec` counts all of them.
+    pub world_size: usize,
+    /// Milliseconds per step spent in the gradient all-reduce (0 alone).
+    pub allreduce_ms: f64,
 }
 
 /// Median/min/max seconds per call of `run(count)` (which does `count` calls and returns the
@@ -78,12 +83,14 @@ fn tag(t: Trans) -> &'static str {
 }
 
 /// Runs the benchmark for one opened backend.
+#[allow(clippy::too_many_arguments)]
 fn bench_backend(
     backend: &AnyBackend,
     label: &str,
     threads: usize,
     args: &BenchArgs,
     workloads: &[Workload],
+    job: &Job,
     out: &mut Vec<BenchResult>,
 ) -> Result<()> {
     let budget = args.max_seconds;
@@ -116,10 +123,14 @@ fn bench_backend(
                 sweep.push((format!("gemm-{}-{}x{}x{}-{}{}", w.alias, g.m, g.n, g.k, tag(g.ta), tag(g.tb)), *g, secs));
             }
         }
-        let mut run = Prepared::<f32, AnyBackend>::new(backend.clone(), w)?;
+        let mut run = Prepared::<f32, AnyBackend>::sharded(backend.clone(), w, job.collective())?;
         let wanted = ((w.steps as f64) * args.steps_scale).ceil().max(1.0) as usize;
         let warmup = ((w.warmup as f64) * args.steps_scale).ceil().max(1.0) as usize;
-        let (steps, median, min, max) = time_per_call(|n| run.time(n), wanted, warmup, args.reps, budget)?;
+        // Ranks step in lockstep: each runs the wanted count (a budget measured on one rank's
+        // clock could give the ranks different counts).
+        let step_budget = if job.size() > 1 { f64::INFINITY } else { budget };
+        let (steps, median, min, max) = time_per_call(|n| run.time(n), wanted, warmup, args.reps, step_budget)?;
+        let (reductions, reduce_seconds) = run.reductions();
         let gflops = w.flops_per_step() / median / 1e9;
         let rss_peak = nabla::bench::resident_memory().map_or(0, |m| m.1);
         let mib = |b: usize| b as f64 / (1u64 << 20) as f64;
@@ -142,8 +153,10 @@ fn bench_backend(
             rss_before_mib: mib(rss_before),
             rss_peak_mib: mib(rss_peak),
             model_mib: mib(w.model_bytes(4, 0)),
+            world_size: job.size(),
+            allreduce_ms: if reductions > 0 { reduce_seconds / reductions as f64 * 1e3 } else { 0.0 },
         });
-        if !args.json {
+        if !args.json && job.primary() {
             let r = out.last().ok_or_else(|| Error::invalid("bench", "no result"))?;
             eprintln!(
                 "{label} {threads}T {}: {:.0} samples/s, {:.0} steps/s, {:.1} GFLOP/s, {} of the GEMM bound, {} of peak",
@@ -178,6 +191,8 @@ fn bench_backend(
                 rss_before_mib: 0.0,
                 rss_peak_mib: 0.0,
                 model_mib: 0.0,
+                world_size: job.size(),
+                allreduce_ms: 0.0,
             });
         }
     }
@@ -279,7 +294,7 @@ fn plot_results(path: &std::path::Path, results: &[BenchResult], workloads: &[Wo
 }
 
 /// `nabla bench`.
-pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+pub fn run(args: &BenchArgs, job: &Job) -> Result<ExitCode> {
     let scaling = [256, 512, 1024, 2048, 4096]
         .map(Workload::width)
         .into_iter()
@@ -323,12 +338,15 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
                 other => other,
             })?;
             let label = if name.starts_with("cuda") && args.tf32 { format!("{name}-tf32") } else { name.to_string() };
-            if !args.json {
+            if !args.json && job.primary() {
                 eprintln!("benchmarking {} ({})", label, backend.describe());
             }
-            bench_backend(&backend, &label, t, args, &workloads, &mut results)?;
+            bench_backend(&backend, &label, t, args, &workloads, job, &mut results)?;
             Backend::<f32>::synchronize(&backend)?;
         }
+    }
+    if !job.primary() {
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(path) = &args.plot {
         plot_results(path, &results, &workloads)?;

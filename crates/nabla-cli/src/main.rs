@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(&a, &job),
         Command::Gradcheck(a) => gradcheck::run(&a),
         Command::Backends(a) => backends::run(&a),
-        Command::Bench(a) => bench::run(&a),
+        Command::Bench(a) => bench::run(&a, &job),
         Command::Eval(a) => evaluate::eval(&a),
         Command::Predict(a) => evaluate::predict(&a),
         Command::Inspect(a) => evaluate::inspect(&a),

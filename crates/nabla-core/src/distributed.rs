@@ -23,7 +23,8 @@ use crate::backend::Backend;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::memory;
-use crate::network::{Network, Score};
+use crate::network::{Mode, Network, Score};
+use crate::optim::Optimizer;
 
 /// The collective operations data parallelism needs, over all ranks of one job. Implemented
 /// over MPI by the `nabla` facade (feature `mpi`); a single process needs none.
@@ -89,6 +90,8 @@ pub struct GradientReducer<E: Element> {
     recv: Vec<E>,
     /// The length of each gradient tensor (`∂W¹, ∂b¹, …`).
     lens: Vec<usize>,
+    /// All-reduces done and the seconds spent in them.
+    reductions: (u64, f64),
 }
 
 impl<E: Element> GradientReducer<E> {
@@ -103,6 +106,7 @@ impl<E: Element> GradientReducer<E> {
             send: memory::filled(total, E::zero(), "the gradient bucket")?,
             recv: memory::filled(total, E::zero(), "the gradient bucket")?,
             lens,
+            reductions: (0, 0.0),
         })
     }
 
@@ -148,7 +152,9 @@ impl<E: Element> GradientReducer<E> {
         let score = local.unwrap_or_default();
         self.send[at] = E::of(score.loss * local_rows as f64);
         self.send[at + 1] = E::of(score.correct as f64);
+        let started = std::time::Instant::now();
         E::sum_over(self.comm.as_ref(), &self.send, &mut self.recv)?;
+        self.reductions = (self.reductions.0 + 1, self.reductions.1 + started.elapsed().as_secs_f64());
         let scale = E::one() / E::of(global_rows as f64);
         let mut at = 0;
         for (i, &len) in self.lens.iter().enumerate() {
@@ -162,6 +168,11 @@ impl<E: Element> GradientReducer<E> {
             correct: self.recv[at + 1].f64().round() as usize,
             predictions: 0,
         })
+    }
+
+    /// The gradient all-reduces done so far and the seconds spent waiting in them.
+    pub fn reductions(&self) -> (u64, f64) {
+        self.reductions
     }
 
     /// Puts rank 0's parameters into every rank's network.
@@ -210,6 +221,45 @@ impl<E: Element> GradientReducer<E> {
             )),
         }
     }
+}
+
+/// A batch as one rank holds it: its shard's rows on the backend, and where the shard lies in
+/// the global batch.
+pub struct Shard<'a, Buf> {
+    /// The shard's features (`rows × inputs`).
+    pub x: &'a Buf,
+    /// The shard's targets (`rows × outputs`).
+    pub y: &'a Buf,
+    /// Rows of the shard (0 when the global batch has fewer rows than there are ranks).
+    pub rows: usize,
+    /// Rows of the global batch.
+    pub global_rows: usize,
+    /// The shard's first row within the global batch.
+    pub offset: usize,
+}
+
+/// One data-parallel training step: forward, output error and backward on this rank's shard
+/// (equations 1–4), the reducer's all-reduce of the shards' gradients, then the update
+/// (equation 5) with the global batch's gradient. Returns the global batch's score.
+pub fn train_step<E: Element, B: Backend<E>>(
+    net: &mut Network<E, B>,
+    opt: &mut Optimizer<B::Buf>,
+    reducer: &mut GradientReducer<E>,
+    shard: Shard<'_, B::Buf>,
+) -> Result<Score> {
+    net.set_row_offset(shard.offset);
+    let local = if shard.rows > 0 {
+        net.forward(shard.x, shard.rows, Mode::Train)?;
+        net.output_error(shard.y, shard.rows)?;
+        net.backward(shard.x, shard.rows)?;
+        Some(net.score()?)
+    } else {
+        net.skip_training_pass();
+        None
+    };
+    let score = reducer.reduce(net, local, shard.rows, shard.global_rows)?;
+    net.update(opt)?;
+    Ok(score)
 }
 
 #[cfg(test)]

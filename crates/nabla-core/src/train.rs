@@ -12,12 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::distributed::{self, Collective, GradientReducer};
+use crate::distributed::{self, Collective, GradientReducer, Shard};
 use crate::dropout::mix64;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::memory;
-use crate::network::{Mode, Network, Score};
+use crate::network::{Network, Score};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Schedule, ScheduleState};
 use crate::update::Rule;
@@ -433,18 +433,9 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             self.net.train_step(&batch.x, &batch.y, batch.rows, &mut self.opt)?;
             return self.net.score();
         };
-        self.net.set_row_offset(batch.offset);
-        let local = if batch.rows > 0 {
-            self.net.forward(&batch.x, batch.rows, Mode::Train)?;
-            self.net.output_error(&batch.y, batch.rows)?;
-            self.net.backward(&batch.x, batch.rows)?;
-            Some(self.net.score()?)
-        } else {
-            self.net.skip_training_pass();
-            None
-        };
-        let score = reducer.reduce(&mut self.net, local, batch.rows, batch.global_rows)?;
-        self.net.update(&mut self.opt)?;
+        let shard =
+            Shard { x: &batch.x, y: &batch.y, rows: batch.rows, global_rows: batch.global_rows, offset: batch.offset };
+        let score = distributed::train_step(&mut self.net, &mut self.opt, reducer, shard)?;
         if self.check_consistency {
             let weights = self.net.parameters_to_host()?;
             let bits: Vec<String> =
