@@ -10,11 +10,24 @@
 //! and update), and every rank ends with the same weights; rank 0 reports.
 
 use nabla::data::synthetic::{Spec, generate};
+use std::rc::Rc;
+
+use nabla::distributed::Collective;
 use nabla::mpi::World;
 use nabla::{Activation, Architecture, HostData, Init, Loss, Network, OptimizerConfig, Silent, TrainConfig, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let world = World::from_launcher()?;
+    let world = World::from_launcher()?.map(Rc::new);
+    let outcome = train(world.clone());
+    if let (Err(e), Some(w)) = (&outcome, &world) {
+        // An error on this rank alone would leave the others waiting in a collective.
+        eprintln!("rank {}: {e}", w.rank());
+        w.abort(1);
+    }
+    outcome
+}
+
+fn train(world: Option<Rc<World>>) -> Result<(), Box<dyn std::error::Error>> {
     let data = generate("spirals", Spec::default(), 7)?;
     let x: Vec<f32> = data.features.iter().map(|&v| v as f32).collect();
     let y: Vec<f32> = data.target_matrix(3)?.iter().map(|&v| v as f32).collect();

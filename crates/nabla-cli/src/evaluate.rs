@@ -121,10 +121,9 @@ fn open<E: AnyElement>(file: StoredFile, path: &Path, backend: &str) -> Result<S
             Some(s)
         }
     };
-    let stored = match file.metadata("config") {
-        Err(_) => Config::default(),
-        Ok(_) => file.metadata_json::<Config>("config")?,
-    };
+    // Only the target and task are read from it; a configuration this version cannot parse
+    // (an older file's) is no reason to refuse the model.
+    let stored = file.metadata_json::<Config>("config").unwrap_or_default();
     let config = Config {
         data: DataConfig { target: stored.data.target, task: stored.data.task, ..DataConfig::default() },
         ..Config::default()

@@ -190,6 +190,26 @@ fn bad_starts_are_errors_on_every_rank() {
     let o = c.output().unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("rank 1 has another configuration"), "{}", stderr(&o));
+    // Ranks given different data (same size, one value changed) are refused before a step.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, tweak: f64| {
+        let mut csv = String::from("a,b,label\n");
+        for i in 0..40 {
+            csv.push_str(&format!("{},{},{}\n", i as f64 * 0.1 + if i == 7 { tweak } else { 0.0 }, 0.5, i % 2));
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, csv).unwrap();
+        format!("csv:{}", p.display())
+    };
+    let (a, b) = (write("a.csv", 0.0), write("b.csv", 1e-9));
+    let args = |spec: &str| -> Vec<String> {
+        ["train", "--data", spec, "--layers", "2,4,2", "--epochs", "1"].iter().map(|s| s.to_string()).collect()
+    };
+    let mut c = mpirun(1);
+    c.arg(NABLA).args(args(&a)).arg(":").args(["-n", "1", NABLA]).args(args(&b));
+    let o = c.output().unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("another training data"), "{}", stderr(&o));
 }
 
 #[test]

@@ -14,6 +14,12 @@ use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` atomically (see the module documentation).
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    // A symbolic link is written through (its target replaced), not replaced by a file.
+    let resolved = fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_symlink())
+        .and_then(|_| fs::canonicalize(path).ok());
+    let path = resolved.as_deref().unwrap_or(path);
     let io = |source| Error::Io { path: path.display().to_string(), source };
     let dir = folder_of(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "nabla".into());
@@ -35,11 +41,22 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         tmp.as_file().set_permissions(p).map_err(io)?;
     }
     tmp.persist(path).map_err(|e| io(e.error))?;
-    // Make the rename durable; a folder that cannot be synced is reported, not ignored.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io {
+    sync_folder(dir).map_err(|source| Error::Io {
         path: format!("{} (syncing its folder after the rename)", path.display()),
         source,
     })
+}
+
+/// Makes a rename in `dir` durable. A failure is reported, except where the file system has no
+/// such thing as syncing a folder (`EINVAL`) or the platform cannot open one.
+fn sync_folder(dir: &Path) -> std::io::Result<()> {
+    if cfg!(not(unix)) {
+        return Ok(());
+    }
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        other => other,
+    }
 }
 
 /// The folder a file of `path` lives in (`.` for a bare file name).
@@ -105,6 +122,14 @@ mod tests {
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, ["out.csv"], "no temporary file is left");
         assert!(write(&dir.path().join("missing/x"), b"z").is_err());
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link.csv");
+            std::os::unix::fs::symlink(&path, &link).unwrap();
+            write(&link, b"three").unwrap();
+            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+            assert_eq!(fs::read(&path).unwrap(), b"three", "written through the link");
+        }
     }
 
     #[test]

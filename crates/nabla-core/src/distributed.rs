@@ -81,6 +81,12 @@ pub fn fingerprint(parts: &[&str]) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// A 64-bit FNV-1a hash of `values`' bits (the data, the optimizer state), folded into
+/// [`fingerprint`]'s checks.
+pub fn hash_values<E: Element>(values: &[E]) -> u64 {
+    values.iter().fold(0xcbf2_9ce4_8422_2325, |h, v| (h ^ v.f64().to_bits()).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// Sums one step's gradients over the ranks through a preallocated host bucket: every
 /// gradient tensor, then the shard's loss sum and correct count (one all-reduce per step, no
 /// allocation).

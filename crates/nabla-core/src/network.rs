@@ -333,13 +333,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// Overwrites gradient tensor `i` (`∂W¹, ∂b¹, ∂W², …` order) from the host (the reduced
     /// gradient of a data-parallel step).
     pub fn set_gradient(&mut self, i: usize, host: &[E]) -> Result<()> {
-        let g = self
-            .grads
-            .get_mut(i / 2)
-            .ok_or_else(|| Error::shape("set_gradient", format!("tensor {i} does not exist")))?;
-        let buf = if i % 2 == 0 { &mut g.weight } else { &mut g.bias };
-        check_len("set_gradient", &format!("tensor {i}"), self.backend.len(buf), host.len())?;
-        self.backend.write(host, buf)
+        write_tensor(&self.backend, &mut self.grads, "set_gradient", i, host)
     }
 
     /// Makes sure the workspace holds batches of `rows` samples. This is the only place a
@@ -609,13 +603,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
 
     /// Overwrites parameter tensor `i` (`W¹, b¹, W², b², …` order) from the host.
     pub fn set_parameter(&mut self, i: usize, host: &[E]) -> Result<()> {
-        let p = self
-            .params
-            .get_mut(i / 2)
-            .ok_or_else(|| Error::shape("set_parameter", format!("tensor {i} does not exist")))?;
-        let buf = if i % 2 == 0 { &mut p.weight } else { &mut p.bias };
-        check_len("set_parameter", &format!("tensor {i}"), self.backend.len(buf), host.len())?;
-        self.backend.write(host, buf)
+        write_tensor(&self.backend, &mut self.params, "set_parameter", i, host)
     }
 
     /// Downloads the activations `Aˡ` (`which = 'a'`), pre-activations `Zˡ` (`'z'`) or errors
@@ -712,6 +700,20 @@ fn rows_of(op: &'static str, len: usize, width: usize, what: &str) -> Result<usi
         ));
     }
     Ok(len / width)
+}
+
+/// Writes host values into tensor `i` (`W¹, b¹, W², …` order) of `tensors`, checking its length.
+fn write_tensor<E: Element, B: Backend<E>>(
+    backend: &B,
+    tensors: &mut [Tensors<B::Buf>],
+    op: &'static str,
+    i: usize,
+    host: &[E],
+) -> Result<()> {
+    let t = tensors.get_mut(i / 2).ok_or_else(|| Error::shape(op, format!("tensor {i} does not exist")))?;
+    let buf = if i % 2 == 0 { &mut t.weight } else { &mut t.bias };
+    check_len(op, &format!("tensor {i}"), backend.len(buf), host.len())?;
+    backend.write(host, buf)
 }
 
 fn check_len(op: &'static str, what: &str, expected: usize, have: usize) -> Result<()> {

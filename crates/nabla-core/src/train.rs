@@ -339,14 +339,35 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         }
         let mut reducer = GradientReducer::new(comm, &self.net)?;
         let json = |r: serde_json::Result<String>| r.map_err(|e| Error::invalid("configuration", e.to_string()));
-        let position = format!("{} {} {:?}", self.epoch, self.opt.steps(), self.net.dropout_state());
+        let position = format!(
+            "{} {} {:?} {:?} {:?} {}",
+            self.epoch,
+            self.opt.steps(),
+            self.net.dropout_state(),
+            self.stop_state,
+            self.schedule_state,
+            self.stopped
+        );
+        // Everything a resumed run continues from besides the weights (which rank 0 gives
+        // everyone): the optimizer state and the best and live weights kept by early stopping.
+        let mut state = Vec::new();
+        for buf in self.opt.state().iter().flatten() {
+            let mut host = memory::filled(self.net.backend().len(buf), E::zero(), "optimizer state")?;
+            self.net.backend().download(buf, &mut host)?;
+            state.push(distributed::hash_values(&host));
+        }
+        for kept in [&self.best_parameters, &self.live_parameters].into_iter().flatten() {
+            state.extend(kept.iter().map(|t| distributed::hash_values(t)));
+        }
         let hash = distributed::fingerprint(&[
             &json(serde_json::to_string(self.net.architecture()))?,
             &json(serde_json::to_string(self.opt.config()))?,
             &json(serde_json::to_string(&self.config))?,
             &position,
+            &format!("{state:?}"),
         ]);
-        reducer.agree("configuration (architecture, optimizer, training settings, run position)", hash)?;
+        reducer
+            .agree("configuration (architecture, optimizer and its state, training settings, run position)", hash)?;
         reducer.broadcast_parameters(&mut self.net)?;
         self.reducer = Some(reducer);
         self.batch_layout = (0, 0, 0);
@@ -581,6 +602,15 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             self.gather_x = memory::filled(batch * n_in, E::zero(), "a batch of features")?;
             self.gather_y = memory::filled(batch * n_out, E::zero(), "a batch of targets")?;
             self.net.reserve(distributed::shard(batch, rank, size).len().max(1))?;
+            if let Some(r) = &self.reducer {
+                // Every rank must hold the same data, or the ranks would run different step
+                // counts (mismatched collectives) or silently train on different sets.
+                let hash = distributed::fingerprint(&[
+                    &format!("{n} {n_in} {n_out}"),
+                    &format!("{:x} {:x}", distributed::hash_values(data.x), distributed::hash_values(data.y)),
+                ]);
+                r.agree("training data (sample count or values)", hash)?;
+            }
             self.batch_layout = (n, batch, count);
         }
         self.order.clear();

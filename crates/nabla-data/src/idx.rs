@@ -136,6 +136,20 @@ fn contents(path: &Path) -> Result<Vec<u8>> {
         .try_fold(1u64, |n, c| n.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))))
         .filter(|_| !sizes.is_empty())
         .unwrap_or(0);
+    // The header is untrusted too: deflate expands at most ~1032:1, and no IDX file nabla reads
+    // holds more than MAX_DATA bytes.
+    let possible = (raw.len() as u64).saturating_mul(1032);
+    if declared > MAX_DATA || declared > possible {
+        return Err(DataError::format(
+            path.display().to_string(),
+            format!(
+                "the header declares {declared} bytes of data, more than {} (the most a {}-byte gzip file can hold, \
+                 or {MAX_DATA}): the header is damaged",
+                possible.min(MAX_DATA),
+                raw.len()
+            ),
+        ));
+    }
     (&mut gz).take(declared.saturating_add(1)).read_to_end(&mut out).map_err(corrupt)?;
     if !out.starts_with(&[0, 0, 0x08]) {
         // Not an IDX header: tell damaged compressed data (a failing checksum further on) from a
@@ -147,6 +161,9 @@ fn contents(path: &Path) -> Result<Vec<u8>> {
 
 /// How far a compressed file whose header is not IDX is read on to check its integrity.
 const MAX_CHECKED: u64 = 64 << 20;
+
+/// The most data bytes a compressed IDX file may declare (16 GiB; MNIST's largest is 47 MB).
+const MAX_DATA: u64 = 16 << 30;
 
 /// Checks the magic number of an IDX file of `what`s with `ndims` dimensions; returns the
 /// declared sizes and the bytes after the header.

@@ -217,4 +217,7 @@ fn a_gzip_bomb_is_decompressed_only_as_far_as_the_header_promises() {
     format_error(read_labels(&labels_path), &["1 unexpected bytes after the 3 labels"]);
     std::fs::write(&labels_path, gzip(&[0, 0])).unwrap();
     format_error(read_labels(&labels_path), &["truncated"]);
+    // A header promising more than the compressed file can hold is refused before decompressing.
+    std::fs::write(&path, gzip(&idx_bytes(idx::IMAGES_MAGIC, &[60_000, 60_000, 60_000], &[]))).unwrap();
+    format_error(read_images(&path), &["the header declares", "the header is damaged"]);
 }

@@ -502,6 +502,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("dropout_mask", len, &[("mask", mask.len)])?;
         self.own("dropout_mask", &[("mask", mask)])?;
+        self.require(Op::DropoutMask, E::CODE, 0, || "dropout_mask".into())?;
         if first != 0 {
             // ABI v1's dropout_mask draws from the stream's start: a shard's mask is drawn here
             // and written (only data-parallel runs with dropout need it).
@@ -509,7 +510,6 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
             nabla_core::cpu::dropout_mask(len, rate, seed, first, &mut host)?;
             return self.write(&host, mask);
         }
-        self.require(Op::DropoutMask, E::CODE, 0, || "dropout_mask".into())?;
         let pm = mask.raw_mut();
         self.call("dropout_mask", |t| ffi!(t, dropout_mask(t.ctx, E::CODE, len, rate, seed, pm)))
     }
