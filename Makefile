@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test deps mpi-deps test-deps lint memcheck
+.PHONY: run test deps mpi-deps test-deps cuda-tools lint memcheck
 
 # OpenBLAS (with LAPACK) development files: installed with apt-get when pkg-config cannot find them.
 deps:
@@ -37,6 +37,23 @@ mpi-deps:
 	  fi; \
 	fi
 
+# NVRTC and ptxas from PyPI (CUDA 13, no GPU or driver needed), so that the tests compile the CUDA
+# kernels with the backend's own code path and assemble them for sm_90: unpacked into a cache folder.
+CUDA_TOOLS ?= $(HOME)/.cache/nabla/cuda-13
+CUDA_TOOLS_DIR := $(CUDA_TOOLS)/nvidia/cu13
+cuda-tools:
+	@if [ ! -e $(CUDA_TOOLS_DIR)/lib/libnvrtc.so.13 ] || [ ! -x $(CUDA_TOOLS_DIR)/bin/ptxas ]; then \
+	  command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || { \
+	    echo "make: installing python3-pip (to fetch NVRTC and ptxas from PyPI)"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pip >/dev/null; }; \
+	  echo "make: fetching NVRTC and ptxas (CUDA 13) from PyPI into $(CUDA_TOOLS)"; \
+	  rm -rf $(CUDA_TOOLS).part && mkdir -p $(CUDA_TOOLS).part && \
+	  python3 -m pip download -q --no-deps -d $(CUDA_TOOLS).part 'nvidia-cuda-nvrtc>=13,<14' 'nvidia-cuda-nvcc>=13,<14' && \
+	  python3 -c 'import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1], [m for m in zipfile.ZipFile(w).namelist() if "nvrtc" in w or m.endswith("bin/ptxas")]) for w in sys.argv[2:]]' $(CUDA_TOOLS).part $(CUDA_TOOLS).part/*.whl && \
+	  chmod +x $(CUDA_TOOLS).part/nvidia/cu13/bin/ptxas && rm -f $(CUDA_TOOLS).part/*.whl && \
+	  rm -rf $(CUDA_TOOLS) && mv $(CUDA_TOOLS).part $(CUDA_TOOLS); \
+	fi
+
 # What the tests need beyond the build: valgrind (memcheck of the unsafe code).
 test-deps:
 	@if ! command -v valgrind >/dev/null 2>&1; then \
@@ -52,8 +69,9 @@ test-deps:
 run: deps
 	$(CARGO) run --release -p nabla-cli -- train $(ARGS)
 
-test: deps mpi-deps test-deps
-	$(CARGO) test --workspace --all-features
+test: deps mpi-deps test-deps cuda-tools
+	LD_LIBRARY_PATH=$(CUDA_TOOLS_DIR)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} NABLA_REQUIRE_NVRTC=1 \
+	  NABLA_PTXAS=$(CUDA_TOOLS_DIR)/bin/ptxas $(CARGO) test --workspace --all-features
 	# The OpenBLAS kernels once more in their baseline copies (no AVX, no FMA), as on an older CPU.
 	NABLA_SIMD=generic $(CARGO) test -p nabla-openblas --lib
 	# The unsafe kernels and the plugin boundary under valgrind's memcheck: 0 errors.

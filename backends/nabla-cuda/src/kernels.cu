@@ -1,7 +1,21 @@
 // nabla's CUDA kernels: every Backend op except GEMM (cuBLAS does that), for float and double.
-// Compiled once per process by NVRTC when the backend is created. Each kernel is a grid-stride
-// loop (or a row/warp per matrix row for the row-wise ops), so any launch size is correct.
-// The formulas are those of nabla-core's CPU kernels (crates/nabla-core/src/cpu.rs).
+// Compiled once per process by NVRTC when the backend is created. The formulas are those of
+// nabla-core's CPU kernels (crates/nabla-core/src/cpu.rs).
+//
+// Launch shapes: the element-wise kernels are grid-stride loops, correct for any launch. The
+// kernels that reduce in shared memory need the block shapes below, which the backend defines
+// (lib.rs, `launch_defines`) before this file and launches with — one source of truth, checked
+// here at compile time:
+//   NABLA_REDUCE_THREADS  threads of a loss / loss_finish block (a power of two);
+//   NABLA_ROWS_X, NABLA_ROWS_Y  the (columns, rows) block of sum_rows (NABLA_ROWS_X a warp);
+//   NABLA_WARP  the warp width the row-wise softmax kernels assume.
+
+#if !defined(NABLA_REDUCE_THREADS) || !defined(NABLA_ROWS_X) || !defined(NABLA_ROWS_Y) || !defined(NABLA_WARP)
+#error "the launch constants are defined by nabla-cuda (lib.rs) before this file"
+#endif
+static_assert((NABLA_REDUCE_THREADS & (NABLA_REDUCE_THREADS - 1)) == 0, "the loss reduction halves a power of two");
+static_assert(NABLA_WARP == 32, "the softmax kernels shuffle across a 32-lane warp");
+static_assert(NABLA_ROWS_X == NABLA_WARP, "sum_rows reads a warp of consecutive columns");
 
 typedef unsigned long long u64;
 
@@ -102,9 +116,11 @@ extern "C" __global__ void hadamard_##S(u64 n, const T* x, T* y) {              
 extern "C" __global__ void axpy_##S(u64 n, T alpha, const T* x, T* y) {                            \
     GRID_STRIDE(i, n) { y[i] = alpha * x[i] + y[i]; }                                              \
 }                                                                                                  \
-/* z[r,c] += b[c] */                                                                               \
+/* z[r,c] += b[c]: x strides over columns, y over rows (no division per element) */                 \
 extern "C" __global__ void bias_add_##S(u64 rows, u64 cols, const T* b, T* z) {                    \
-    GRID_STRIDE(i, rows * cols) { z[i] += b[i % cols]; }                                           \
+    for (u64 r = blockIdx.y; r < rows; r += gridDim.y)                                             \
+        for (u64 c = (u64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (u64)blockDim.x * gridDim.x) \
+            z[r * cols + c] += b[c];                                                               \
 }                                                                                                  \
 /* a ← σ(z), element-wise */                                                                       \
 extern "C" __global__ void activate_##S(u64 n, int f, T alpha, const T* z, T* a) {                 \
@@ -112,11 +128,13 @@ extern "C" __global__ void activate_##S(u64 n, int f, T alpha, const T* z, T* a)
 }                                                                                                  \
 /* z ← z ⊕ b, a ← σ(z), element-wise, in one pass */                                               \
 extern "C" __global__ void bias_activate_##S(u64 rows, u64 cols, int f, T alpha, const T* b, T* z, T* a) { \
-    GRID_STRIDE(i, rows * cols) {                                                                  \
-        T v = z[i] + b[i % cols];                                                                  \
-        z[i] = v;                                                                                  \
-        a[i] = act_##S(f, alpha, v);                                                               \
-    }                                                                                              \
+    for (u64 r = blockIdx.y; r < rows; r += gridDim.y)                                             \
+        for (u64 c = (u64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (u64)blockDim.x * gridDim.x) { \
+            u64 i = r * cols + c;                                                                  \
+            T v = z[i] + b[c];                                                                     \
+            z[i] = v;                                                                              \
+            a[i] = act_##S(f, alpha, v);                                                           \
+        }                                                                                          \
 }                                                                                                  \
 /* δ ← δ ⊙ σ'(z), element-wise */                                                                  \
 extern "C" __global__ void activate_grad_##S(u64 n, int f, T alpha, const T* z, const T* a, T* d) { \
@@ -124,57 +142,75 @@ extern "C" __global__ void activate_grad_##S(u64 n, int f, T alpha, const T* z, 
 }                                                                                                  \
 /* Row-wise softmax: one warp per row. */                                                          \
 extern "C" __global__ void softmax_##S(u64 rows, u64 cols, const T* z, T* a) {                     \
-    u64 warps = ((u64)blockDim.x * gridDim.x) / 32;                                                \
-    u64 lane = threadIdx.x % 32;                                                                   \
-    for (u64 r = ((u64)blockIdx.x * blockDim.x + threadIdx.x) / 32; r < rows; r += warps) {        \
+    u64 warps = ((u64)blockDim.x * gridDim.x) / NABLA_WARP;                                                \
+    u64 lane = threadIdx.x % NABLA_WARP;                                                                   \
+    for (u64 r = ((u64)blockIdx.x * blockDim.x + threadIdx.x) / NABLA_WARP; r < rows; r += warps) {        \
         const T* zr = z + r * cols;                                                                \
         T* ar = a + r * cols;                                                                      \
         T m = LOWEST;                                                                              \
-        for (u64 j = lane; j < cols; j += 32) m = fmax(m, zr[j]);                                  \
+        for (u64 j = lane; j < cols; j += NABLA_WARP) m = fmax(m, zr[j]);                                  \
         for (int o = 16; o > 0; o /= 2) m = fmax(m, __shfl_xor_sync(0xffffffffu, m, o));           \
         T s = 0;                                                                                   \
-        for (u64 j = lane; j < cols; j += 32) { T e = exp(zr[j] - m); ar[j] = e; s += e; }         \
+        for (u64 j = lane; j < cols; j += NABLA_WARP) { T e = exp(zr[j] - m); ar[j] = e; s += e; }         \
         for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);                   \
         T inv = (T)1 / s;                                                                          \
-        for (u64 j = lane; j < cols; j += 32) ar[j] *= inv;                                        \
+        for (u64 j = lane; j < cols; j += NABLA_WARP) ar[j] *= inv;                                        \
     }                                                                                              \
 }                                                                                                  \
 /* δ ← a ⊙ (δ − δ·a), row by row: one warp per row. */                                             \
 extern "C" __global__ void softmax_grad_##S(u64 rows, u64 cols, const T* a, T* d) {                \
-    u64 warps = ((u64)blockDim.x * gridDim.x) / 32;                                                \
-    u64 lane = threadIdx.x % 32;                                                                   \
-    for (u64 r = ((u64)blockIdx.x * blockDim.x + threadIdx.x) / 32; r < rows; r += warps) {        \
+    u64 warps = ((u64)blockDim.x * gridDim.x) / NABLA_WARP;                                                \
+    u64 lane = threadIdx.x % NABLA_WARP;                                                                   \
+    for (u64 r = ((u64)blockIdx.x * blockDim.x + threadIdx.x) / NABLA_WARP; r < rows; r += warps) {        \
         const T* ar = a + r * cols;                                                                \
         T* dr = d + r * cols;                                                                      \
         T dot = 0;                                                                                 \
-        for (u64 j = lane; j < cols; j += 32) dot += ar[j] * dr[j];                                \
+        for (u64 j = lane; j < cols; j += NABLA_WARP) dot += ar[j] * dr[j];                                \
         for (int o = 16; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);               \
-        for (u64 j = lane; j < cols; j += 32) dr[j] = ar[j] * (dr[j] - dot);                       \
+        for (u64 j = lane; j < cols; j += NABLA_WARP) dr[j] = ar[j] * (dr[j] - dot);                       \
     }                                                                                              \
 }                                                                                                  \
-/* out[c] ← α Σ_r x[r,c] + β out[c]: blocks of 32 columns × 8 row-strides, reduced in shared memory. */ \
-extern "C" __global__ void sum_rows_##S(u64 rows, u64 cols, T alpha, const T* x, T beta, T* out) { \
-    __shared__ T part[8][33];                                                                      \
-    u64 c = (u64)blockIdx.x * 32 + threadIdx.x;                                                    \
+/* Column sums over the rows of one chunk: block (NABLA_ROWS_X columns, NABLA_ROWS_Y row-strides), \
+   reduced in shared memory; blockIdx.y picks the chunk of `chunk` rows. With one chunk the sums \
+   go straight to out (out[c] ← α Σ_r x[r,c] + β out[c]); with several, to partial[chunk][c],  \
+   which sum_rows_finish adds up in chunk order (deterministic, no atomics). */                 \
+extern "C" __global__ void sum_rows_##S(u64 rows, u64 cols, u64 chunk, T alpha, const T* x, T beta, T* out, T* partial) { \
+    __shared__ T part[NABLA_ROWS_Y][NABLA_ROWS_X + 1];                                             \
+    u64 c = (u64)blockIdx.x * NABLA_ROWS_X + threadIdx.x;                                          \
+    u64 lo = (u64)blockIdx.y * chunk, hi = lo + chunk < rows ? lo + chunk : rows;                  \
     T s = 0;                                                                                       \
-    if (c < cols) for (u64 r = threadIdx.y; r < rows; r += 8) s += x[r * cols + c];                \
+    if (c < cols) for (u64 r = lo + threadIdx.y; r < hi; r += NABLA_ROWS_Y) s += x[r * cols + c];  \
     part[threadIdx.y][threadIdx.x] = s;                                                            \
     __syncthreads();                                                                               \
     if (threadIdx.y == 0 && c < cols) {                                                            \
         T t = 0;                                                                                   \
-        for (int k = 0; k < 8; k++) t += part[k][threadIdx.x];                                     \
+        for (int k = 0; k < NABLA_ROWS_Y; k++) t += part[k][threadIdx.x];                          \
+        if (gridDim.y == 1) out[c] = beta == (T)0 ? alpha * t : alpha * t + beta * out[c];         \
+        else partial[(u64)blockIdx.y * cols + c] = t;                                              \
+    }                                                                                              \
+}                                                                                                  \
+/* out[c] ← α Σ_k partial[k][c] + β out[c] over the `chunks` chunks of sum_rows. */             \
+extern "C" __global__ void sum_rows_finish_##S(u64 cols, u64 chunks, T alpha, const T* partial, T beta, T* out) { \
+    GRID_STRIDE(c, cols) {                                                                         \
+        T t = 0;                                                                                   \
+        for (u64 k = 0; k < chunks; k++) t += partial[k * cols + c];                               \
         out[c] = beta == (T)0 ? alpha * t : alpha * t + beta * out[c];                             \
     }                                                                                              \
 }                                                                                                  \
-/* Loss, output error and correct count of a batch; one block, threads striding over rows,        \
-   block-reduced into stats[0] (mean loss) and stats[1] (correct predictions). */                  \
-extern "C" __global__ void loss_##S(int l, T param, u64 rows, u64 cols, const T* o, const T* y, T* g, T* stats) { \
-    __shared__ T tot[256];                                                                         \
-    __shared__ T hit[256];                                                                         \
+/* The loss's normalisation 1/n: per sample for softmax-CE, per element otherwise. */              \
+__device__ __forceinline__ T loss_scale_##S(int l, u64 rows, u64 cols) {                           \
     u64 norm = (l == LOSS_SOFTMAX_CE ? rows : rows * cols);                                        \
-    T scale = (T)1 / (T)(norm > 0 ? norm : 1);                                                     \
+    return (T)1 / (T)(norm > 0 ? norm : 1);                                                        \
+}                                                                                                  \
+/* Loss, output error and correct count of a batch over the whole grid: threads stride over rows, \
+   each block (NABLA_REDUCE_THREADS threads) reduces its sums in shared memory into              \
+   partial[2·block], partial[2·block + 1]; loss_finish adds the blocks' sums in block order. */  \
+extern "C" __global__ void loss_##S(int l, T param, u64 rows, u64 cols, const T* o, const T* y, T* g, T* partial) { \
+    __shared__ T tot[NABLA_REDUCE_THREADS];                                                        \
+    __shared__ T hit[NABLA_REDUCE_THREADS];                                                        \
+    T scale = loss_scale_##S(l, rows, cols);                                                       \
     T total = 0, correct = 0;                                                                      \
-    for (u64 r = threadIdx.x; r < rows; r += blockDim.x) {                                         \
+    for (u64 r = (u64)blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += (u64)blockDim.x * gridDim.x) { \
         const T* orow = o + r * cols;                                                              \
         const T* yrow = y + r * cols;                                                              \
         T* grow = g + r * cols;                                                                    \
@@ -229,7 +265,23 @@ extern "C" __global__ void loss_##S(int l, T param, u64 rows, u64 cols, const T*
         if (threadIdx.x < s) { tot[threadIdx.x] += tot[threadIdx.x + s]; hit[threadIdx.x] += hit[threadIdx.x + s]; } \
         __syncthreads();                                                                           \
     }                                                                                              \
-    if (threadIdx.x == 0) { stats[0] = tot[0] * scale; stats[1] = hit[0]; }                        \
+    if (threadIdx.x == 0) { partial[2 * blockIdx.x] = tot[0]; partial[2 * blockIdx.x + 1] = hit[0]; } \
+}                                                                                                  \
+/* stats[0] ← (Σ_blocks total)·scale, stats[1] ← Σ_blocks correct: one block of                  \
+   NABLA_REDUCE_THREADS threads, fixed order. */                                                  \
+extern "C" __global__ void loss_finish_##S(int l, u64 rows, u64 cols, u64 blocks, const T* partial, T* stats) { \
+    __shared__ T tot[NABLA_REDUCE_THREADS];                                                        \
+    __shared__ T hit[NABLA_REDUCE_THREADS];                                                        \
+    T total = 0, correct = 0;                                                                      \
+    for (u64 b = threadIdx.x; b < blocks; b += blockDim.x) { total += partial[2 * b]; correct += partial[2 * b + 1]; } \
+    tot[threadIdx.x] = total;                                                                      \
+    hit[threadIdx.x] = correct;                                                                    \
+    __syncthreads();                                                                               \
+    for (unsigned int s = blockDim.x / 2; s > 0; s /= 2) {                                         \
+        if (threadIdx.x < s) { tot[threadIdx.x] += tot[threadIdx.x + s]; hit[threadIdx.x] += hit[threadIdx.x + s]; } \
+        __syncthreads();                                                                           \
+    }                                                                                              \
+    if (threadIdx.x == 0) { stats[0] = tot[0] * loss_scale_##S(l, rows, cols); stats[1] = hit[0]; } \
 }                                                                                                  \
 /* One optimizer step (nabla_core::cpu::update): p = rule parameters, c1/c2 Adam's corrections. */ \
 extern "C" __global__ void update_##S(u64 n, int rule, T lr, T l2, T decay, T p0, T p1, T p2, T p3, \

@@ -11,14 +11,13 @@
 //! `n × m` matrix of its transpose, so `C = op(A) op(B)` is computed as
 //! `Cᵀ = op(B)ᵀ op(A)ᵀ` — the operands swapped, transposes passed as flags, nothing copied.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cudarc::cublas::{CudaBlas, Gemm as _, GemmConfig, sys as cublas_sys};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
     ValidAsZeroBits,
 };
-use cudarc::nvrtc::Ptx;
 use nabla_core::backend::{Backend, Dims, Gemm, Owner, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, dropout};
 
@@ -46,11 +45,9 @@ impl<E> CudaBuf<E> {
     }
 }
 
-/// The kernels' CUDA C source.
-const KERNELS: &str = include_str!("kernels.cu");
+pub mod compile;
 
-/// Threads per block of the element-wise kernels.
-const THREADS: u32 = 256;
+use compile::{MAX_LOSS_BLOCKS, REDUCE_THREADS, ROWS_BLOCK, ROWS_PER_CHUNK, SCRATCH, THREADS};
 
 /// A GPU found on this machine.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +91,15 @@ fn driver_error(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::backend("cuda", format!("{what}: {e:?}"))
 }
 
+/// Whether this machine has a CUDA driver and at least one device: the one condition under which
+/// the device tests may skip. (A missing cuBLAS or NVRTC, a kernel that does not compile or load,
+/// is a failure where there is a device.)
+pub fn device_present() -> bool {
+    // SAFETY: only tries to open the driver library.
+    let driver = unsafe { cudarc::driver::sys::is_culib_present() };
+    driver && CudaContext::device_count().is_ok_and(|n| n > 0)
+}
+
 /// The GPUs of this machine (an error says why there are none).
 pub fn devices() -> Result<Vec<DeviceInfo>> {
     if let Some(reason) = missing_library() {
@@ -116,45 +122,47 @@ pub fn devices() -> Result<Vec<DeviceInfo>> {
         .collect()
 }
 
-/// The kernels of one element type (and a one-element stand-in buffer for unused arguments).
-pub struct Kernels {
-    hadamard: CudaFunction,
-    axpy: CudaFunction,
-    bias_add: CudaFunction,
-    activate: CudaFunction,
-    bias_activate: CudaFunction,
-    activate_grad: CudaFunction,
-    softmax: CudaFunction,
-    softmax_grad: CudaFunction,
-    sum_rows: CudaFunction,
-    loss: CudaFunction,
-    update: CudaFunction,
-    dropout_mask: CudaFunction,
+/// Defines [`Kernels`] (one function per name, loaded as `NAME_f32` or `NAME_f64`) and
+/// [`KERNEL_NAMES`] from one list.
+macro_rules! kernels {
+    ($($name:ident),* $(,)?) => {
+        /// The kernels of one element type.
+        pub struct Kernels {
+            $($name: CudaFunction,)*
+        }
+
+        /// The names of the kernels the backend loads (each as `NAME_f32` and `NAME_f64`).
+        pub const KERNEL_NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        impl Kernels {
+            fn load(module: &Arc<CudaModule>, suffix: &str) -> Result<Kernels> {
+                let f = |name: &str| {
+                    module
+                        .load_function(&format!("{name}_{suffix}"))
+                        .map_err(|e| driver_error(&format!("loading kernel {name}_{suffix}"), e))
+                };
+                Ok(Kernels { $($name: f(stringify!($name))?,)* })
+            }
+        }
+    };
 }
 
-impl Kernels {
-    fn load(module: &Arc<CudaModule>, suffix: &str) -> Result<Kernels> {
-        let f = |name: &str| {
-            module
-                .load_function(&format!("{name}_{suffix}"))
-                .map_err(|e| driver_error(&format!("loading kernel {name}_{suffix}"), e))
-        };
-        Ok(Kernels {
-            hadamard: f("hadamard")?,
-            axpy: f("axpy")?,
-            bias_add: f("bias_add")?,
-            activate: f("activate")?,
-            bias_activate: f("bias_activate")?,
-            activate_grad: f("activate_grad")?,
-            softmax: f("softmax")?,
-            softmax_grad: f("softmax_grad")?,
-            sum_rows: f("sum_rows")?,
-            loss: f("loss")?,
-            update: f("update")?,
-            dropout_mask: f("dropout_mask")?,
-        })
-    }
-}
+kernels!(
+    hadamard,
+    axpy,
+    bias_add,
+    activate,
+    bias_activate,
+    activate_grad,
+    softmax,
+    softmax_grad,
+    sum_rows,
+    sum_rows_finish,
+    loss,
+    loss_finish,
+    update,
+    dropout_mask,
+);
 
 struct Inner {
     ctx: Arc<CudaContext>,
@@ -164,6 +172,10 @@ struct Inner {
     f64: Kernels,
     placeholder_f32: CudaSlice<f32>,
     placeholder_f64: CudaSlice<f64>,
+    /// The blocks' partial sums of `loss` and `sum_rows` ([`SCRATCH`] elements each; one stream,
+    /// so one op uses them at a time).
+    scratch_f32: CudaSlice<f32>,
+    scratch_f64: CudaSlice<f64>,
     name: String,
     tf32: bool,
     /// The identity of this instance's buffers.
@@ -227,12 +239,15 @@ impl Cuda {
             }
         }
         let (major, minor) = ctx.compute_capability().map_err(|e| driver_error("compute capability", e))?;
-        let module =
-            ctx.load_module(compiled_kernels(major, minor)?).map_err(|e| driver_error("loading the kernels", e))?;
+        let module = ctx.load_module(compile::for_device(major, minor)?).map_err(compile::load_failure)?;
         let name = format!("cuda:{} ({})", options.device, ctx.name().unwrap_or_default());
         let placeholder_f32 = stream.alloc_zeros::<f32>(1).map_err(|e| driver_error("allocating", e))?;
         let placeholder_f64 = stream.alloc_zeros::<f64>(1).map_err(|e| driver_error("allocating", e))?;
+        let scratch_f32 = stream.alloc_zeros::<f32>(SCRATCH).map_err(|e| driver_error("allocating", e))?;
+        let scratch_f64 = stream.alloc_zeros::<f64>(SCRATCH).map_err(|e| driver_error("allocating", e))?;
         let inner = Inner {
+            scratch_f32,
+            scratch_f64,
             f32: Kernels::load(&module, "f32")?,
             f64: Kernels::load(&module, "f64")?,
             placeholder_f32,
@@ -275,29 +290,18 @@ macro_rules! launch {
     }};
 }
 
-/// The kernels compiled for compute capability `major.minor`: NVRTC runs once per process and
-/// architecture, and later backends (other devices, other tests) reuse its PTX.
-fn compiled_kernels(major: i32, minor: i32) -> Result<Ptx> {
-    static CACHE: Mutex<Vec<((i32, i32), String)>> = Mutex::new(Vec::new());
-    let mut cache = CACHE.lock().map_err(|_| Error::backend("cuda", "the kernel cache was poisoned by a panic"))?;
-    if let Some((_, src)) = cache.iter().find(|(arch, _)| *arch == (major, minor)) {
-        return Ok(Ptx::from_src(src.clone()));
-    }
-    let opts = cudarc::nvrtc::CompileOptions {
-        arch: Some(Box::leak(format!("compute_{major}{minor}").into_boxed_str())),
-        use_fast_math: Some(false),
-        ..Default::default()
-    };
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(KERNELS, opts)
-        .map_err(|e| Error::backend("cuda", format!("compiling the kernels with NVRTC failed: {e:?}")))?;
-    cache.push(((major, minor), ptx.to_src()));
-    Ok(ptx)
-}
-
 /// A grid-stride launch over `n` elements.
 fn elementwise(n: usize) -> LaunchConfig {
     let blocks = n.div_ceil(THREADS as usize).clamp(1, 65_535) as u32;
     LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// Rows × columns: x strides over columns (a block as wide as the columns need, up to
+/// [`THREADS`]), y over rows.
+fn rows_by_columns(d: Dims) -> LaunchConfig {
+    let x = (d.cols.div_ceil(32) * 32).clamp(32, THREADS as usize) as u32;
+    let blocks_x = d.cols.div_ceil(x as usize).clamp(1, 65_535) as u32;
+    LaunchConfig { grid_dim: (blocks_x, d.rows.clamp(1, 65_535) as u32, 1), block_dim: (x, 1, 1), shared_mem_bytes: 0 }
 }
 
 /// One warp per row (row-wise softmax).
@@ -321,10 +325,12 @@ pub trait CudaFloat: Element + DeviceRepr + ValidAsZeroBits {
     fn kernels(c: &Cuda) -> &Kernels;
     /// A one-element buffer passed for kernel arguments a call does not use.
     fn placeholder(c: &Cuda) -> &CudaSlice<Self>;
+    /// The scratch buffer for blocks' partial sums.
+    fn scratch(c: &Cuda) -> &CudaSlice<Self>;
 }
 
 macro_rules! cuda_float {
-    ($t:ty, $field:ident, $placeholder:ident) => {
+    ($t:ty, $field:ident, $placeholder:ident, $scratch:ident) => {
         impl CudaFloat for $t {
             fn gemm(
                 b: &CudaBlas,
@@ -343,12 +349,15 @@ macro_rules! cuda_float {
             fn placeholder(c: &Cuda) -> &CudaSlice<$t> {
                 &c.inner.$placeholder
             }
+            fn scratch(c: &Cuda) -> &CudaSlice<$t> {
+                &c.inner.$scratch
+            }
         }
     };
 }
 
-cuda_float!(f32, f32, placeholder_f32);
-cuda_float!(f64, f64, placeholder_f64);
+cuda_float!(f32, f32, placeholder_f32, scratch_f32);
+cuda_float!(f64, f64, placeholder_f64, scratch_f64);
 
 fn op(t: Trans) -> cublas_sys::cublasOperation_t {
     match t {
@@ -455,7 +464,7 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         check::matrices("bias_add", d, &[("z", z.slice.len())])?;
         self.own("bias_add", &[("bias", bias.owner), ("z", z.owner)])?;
         let (rows, cols) = (d.rows as u64, d.cols as u64);
-        launch!(self, &E::kernels(self).bias_add, elementwise(d.len()), &rows, &cols, &bias.slice, &mut z.slice)
+        launch!(self, &E::kernels(self).bias_add, rows_by_columns(d), &rows, &cols, &bias.slice, &mut z.slice)
     }
 
     fn activate(&self, f: Activation, d: Dims, z: &CudaBuf<E>, a: &mut CudaBuf<E>) -> Result<()> {
@@ -486,7 +495,7 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         self.own("bias_add_activate", &[("bias", bias.owner), ("z", z.owner), ("a", a.owner)])?;
         let (rows, cols, code, alpha) = (d.rows as u64, d.cols as u64, f.code() as i32, E::of(f.alpha()));
         let (b, z, a) = (&bias.slice, &mut z.slice, &mut a.slice);
-        launch!(self, &E::kernels(self).bias_activate, elementwise(d.len()), &rows, &cols, &code, &alpha, b, z, a)
+        launch!(self, &E::kernels(self).bias_activate, rows_by_columns(d), &rows, &cols, &code, &alpha, b, z, a)
     }
 
     fn activate_grad(
@@ -516,13 +525,33 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         check::matrices("sum_rows", d, &[("x", x.slice.len())])?;
         check::bias("sum_rows", d, out.slice.len())?;
         self.own("sum_rows", &[("x", x.owner), ("out", out.owner)])?;
-        let (rows, cols) = (d.rows as u64, d.cols as u64);
+        // Many rows are split into chunks summed by blocks of their own (grid y), whose partial
+        // sums a second kernel adds in chunk order; as many chunks as the scratch holds.
+        let chunks = d.rows.div_ceil(ROWS_PER_CHUNK).min(SCRATCH / d.cols.max(1)).clamp(1, 65_535);
+        let chunk = d.rows.div_ceil(chunks) as u64;
+        let (rows, cols, scratch) = (d.rows as u64, d.cols as u64, E::scratch(self));
         let cfg = LaunchConfig {
-            grid_dim: (d.cols.div_ceil(32).max(1) as u32, 1, 1),
-            block_dim: (32, 8, 1),
+            grid_dim: (d.cols.div_ceil(ROWS_BLOCK.0 as usize).clamp(1, 65_535) as u32, chunks as u32, 1),
+            block_dim: (ROWS_BLOCK.0, ROWS_BLOCK.1, 1),
             shared_mem_bytes: 0,
         };
-        launch!(self, &E::kernels(self).sum_rows, cfg, &rows, &cols, &alpha, &x.slice, &beta, &mut out.slice)
+        let (x, out) = (&x.slice, &mut out.slice);
+        launch!(self, &E::kernels(self).sum_rows, cfg, &rows, &cols, &chunk, &alpha, x, &beta, &mut *out, scratch)?;
+        if chunks > 1 {
+            let n = chunks as u64;
+            launch!(
+                self,
+                &E::kernels(self).sum_rows_finish,
+                elementwise(d.cols),
+                &cols,
+                &n,
+                &alpha,
+                scratch,
+                &beta,
+                out
+            )?;
+        }
+        Ok(())
     }
 
     fn loss(
@@ -546,8 +575,16 @@ impl<E: CudaFloat> Backend<E> for Cuda {
         )?;
         let (out, target, grad, stats) = (&out.slice, &target.slice, &mut grad.slice, &mut stats.slice);
         let (code, param, rows, cols) = (l.code() as i32, E::of(l.param()), d.rows as u64, d.cols as u64);
-        let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
-        launch!(self, &E::kernels(self).loss, cfg, &code, &param, &rows, &cols, out, target, grad, stats)
+        // Rows over the whole grid, each block's sums into scratch, then one block adds them in
+        // block order (deterministic).
+        let blocks = d.rows.div_ceil(REDUCE_THREADS as usize).clamp(1, MAX_LOSS_BLOCKS);
+        let cfg =
+            LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (REDUCE_THREADS, 1, 1), shared_mem_bytes: 0 };
+        let scratch = E::scratch(self);
+        launch!(self, &E::kernels(self).loss, cfg, &code, &param, &rows, &cols, out, target, grad, scratch)?;
+        let finish = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (REDUCE_THREADS, 1, 1), shared_mem_bytes: 0 };
+        let n = blocks as u64;
+        launch!(self, &E::kernels(self).loss_finish, finish, &code, &rows, &cols, &n, scratch, stats)
     }
 
     fn update(
@@ -609,6 +646,7 @@ impl<E: CudaFloat> Backend<E> for Cuda {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compile::KERNELS;
     use nabla_core::Rule;
 
     /// The `#define NAME code` of kernels.cu, checked to exist with `code` and to have a `case`.
@@ -674,16 +712,100 @@ mod tests {
     }
 
     #[test]
-    fn no_device_is_an_error_not_a_panic() {
-        match Cuda::new(CudaOptions::default()) {
-            Ok(c) => eprintln!("CUDA present here: {c:?}"),
-            Err(e) => {
-                let msg = e.to_string();
-                assert!(matches!(e, Error::Unavailable { .. } | Error::Backend { .. }), "{msg}");
-                eprintln!("skipped: no CUDA device ({msg})");
-            }
+    fn no_device_is_an_error_not_a_panic_and_a_device_must_open() {
+        if device_present() {
+            // Where there is a device, opening it (cuBLAS, NVRTC, kernels) must work.
+            let c = Cuda::new(CudaOptions::default()).expect("a CUDA device is present: the backend must open");
+            eprintln!("CUDA present here: {c:?}");
+        } else {
+            let e = Cuda::new(CudaOptions::default()).unwrap_err();
+            assert!(matches!(e, Error::Unavailable { .. }), "{e}");
+            eprintln!("skipped: no CUDA device ({e})");
         }
         let e = Cuda::new(CudaOptions { device: 999, tf32: false }).unwrap_err().to_string();
         assert!(e.contains("cuda"), "{e}");
+    }
+
+    /// NVRTC is present where `make test` installed it (`NABLA_REQUIRE_NVRTC=1`): then a missing
+    /// library fails the test instead of skipping it.
+    fn nvrtc_here() -> bool {
+        // SAFETY: only tries to open the library.
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        if !present {
+            assert!(
+                std::env::var_os("NABLA_REQUIRE_NVRTC").is_none(),
+                "NABLA_REQUIRE_NVRTC is set but libnvrtc does not load (LD_LIBRARY_PATH?)"
+            );
+            eprintln!("skipped: NVRTC (libnvrtc.so.13) not found; `make test` installs it from PyPI");
+        }
+        present
+    }
+
+    /// kernels.cu compiles through the backend's own path (source with the launch constants,
+    /// the same options) for compute_80 and compute_90, every kernel the backend loads is in the
+    /// PTX in both element types, and sm_90 CUBIN is produced.
+    #[test]
+    fn nvrtc_compiles_every_kernel() {
+        if !nvrtc_here() {
+            return;
+        }
+        for arch in ["compute_80", "compute_90"] {
+            let ptx = compile::ptx(arch).unwrap_or_else(|e| panic!("{e}"));
+            for name in KERNEL_NAMES {
+                for t in ["f32", "f64"] {
+                    assert!(ptx.contains(&format!(".entry {name}_{t}(")), "{arch}: kernel {name}_{t} missing");
+                }
+            }
+        }
+        let cubin = compile::cubin("sm_90").unwrap().expect("NVRTC 13 makes sm_90 CUBIN");
+        assert!(cubin.starts_with(b"\x7fELF"), "CUBIN is an ELF image");
+        assert!(compile::cubin("sm_1").unwrap().is_none(), "an unknown architecture falls back to PTX");
+        eprintln!("NVRTC {:?}", compile::nvrtc_version());
+    }
+
+    /// ptxas (from `nvidia-cuda-nvcc`, `NABLA_PTXAS`) assembles the PTX for sm_90 with no
+    /// register spills; prints each kernel's registers (the table in docs/performance.md).
+    #[test]
+    fn ptxas_assembles_sm_90_without_spills() {
+        let Some(ptxas) = std::env::var_os("NABLA_PTXAS") else {
+            assert!(
+                std::env::var_os("NABLA_REQUIRE_NVRTC").is_none(),
+                "NABLA_REQUIRE_NVRTC is set but NABLA_PTXAS is not"
+            );
+            return eprintln!("skipped: NABLA_PTXAS not set (`make test` sets it)");
+        };
+        if !nvrtc_here() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("nabla-ptxas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("kernels.ptx");
+        std::fs::write(&file, compile::ptx("compute_90").unwrap()).unwrap();
+        let out = std::process::Command::new(&ptxas)
+            .args(["-arch=sm_90", "-v", "-o"])
+            .arg(dir.join("kernels.cubin"))
+            .arg(&file)
+            .output()
+            .expect("runs ptxas");
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ptxas failed:\n{log}");
+        let mut kernel = String::new();
+        for line in log.lines() {
+            if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+                kernel = rest.split('\'').next().unwrap_or_default().to_string();
+            }
+            if line.contains("spill stores") {
+                let spills: Vec<u64> = line
+                    .split(',')
+                    .filter(|p| p.contains("spill"))
+                    .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+                    .collect();
+                assert!(spills.iter().all(|&s| s == 0), "{kernel} spills: {line}");
+            }
+            if let Some(regs) = line.split("Used ").nth(1) {
+                eprintln!("{kernel:<24} {}", regs.split(',').next().unwrap_or_default());
+            }
+        }
     }
 }
