@@ -297,6 +297,14 @@ impl<E: AnyElement> Backend<E> for AnyBackend {
         dispatch!(self, b => b.buf(buf).map_or(0, |x| b.len(x)))
     }
 
+    fn host_view<'a>(&self, buf: &'a AnyBuf<E>) -> Option<&'a [E]> {
+        dispatch!(self, b => b.buf(buf).ok().and_then(|x| b.host_view(x)))
+    }
+
+    fn host_view_mut<'a>(&self, buf: &'a mut AnyBuf<E>) -> Option<&'a mut [E]> {
+        dispatch!(self, b => b.buf_mut(buf).ok().and_then(|x| b.host_view_mut(x)))
+    }
+
     fn write(&self, host: &[E], buf: &mut AnyBuf<E>) -> Result<()> {
         dispatch!(self, b => b.write(host, b.buf_mut(buf)?))
     }

@@ -424,6 +424,9 @@ pub fn transfers<E: Element, B: Backend<E>>(b: &B) {
     let buf = up(b, &host);
     assert_eq!(b.len(&buf), 129);
     assert_eq!(down(b, &buf, 129), host);
+    if let Some(view) = b.host_view(&buf) {
+        assert_eq!(view, &host[..], "a host view shows the buffer's values");
+    }
     assert!(down(b, &b.alloc(17).unwrap(), 17).iter().all(|&v| v == E::zero()));
     let mut part = b.alloc(10).unwrap();
     b.write(&host[..4], &mut part).unwrap();

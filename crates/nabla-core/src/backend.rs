@@ -132,6 +132,18 @@ pub trait Backend<E: Element>: Send + Sync {
         Ok(buf)
     }
 
+    /// The buffer's memory as a host slice, for backends whose buffers are host memory (the CPU
+    /// backends); `None` (the default) for device memory. Lets host-side passes over a buffer,
+    /// such as a data-parallel gradient reduction, read it in place instead of copying it out.
+    fn host_view<'a>(&self, _buf: &'a Self::Buf) -> Option<&'a [E]> {
+        None
+    }
+
+    /// [`Backend::host_view`], writable.
+    fn host_view_mut<'a>(&self, _buf: &'a mut Self::Buf) -> Option<&'a mut [E]> {
+        None
+    }
+
     /// Waits until all queued work is done (a no-op on synchronous backends).
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -146,12 +146,14 @@ impl<E: Element> GradientReducer<E> {
         let mut at = 0;
         for (&len, g) in self.lens.iter().zip(net.gradients().iter().flat_map(|t| [&t.weight, &t.bias])) {
             let part = &mut self.send[at..at + len];
-            match local {
-                Some(_) => {
+            match (local, net.backend().host_view(g)) {
+                (None, _) => part.fill(E::zero()),
+                // Host memory: packed and scaled in one pass.
+                (Some(_), Some(host)) => part.iter_mut().zip(host).for_each(|(s, &v)| *s = v * n),
+                (Some(_), None) => {
                     net.backend().download(g, part)?;
                     part.iter_mut().for_each(|v| *v = *v * n);
                 }
-                None => part.fill(E::zero()),
             }
             at += len;
         }
@@ -162,11 +164,18 @@ impl<E: Element> GradientReducer<E> {
         E::sum_over(self.comm.as_ref(), &self.send, &mut self.recv)?;
         self.reductions = (self.reductions.0 + 1, self.reductions.1 + started.elapsed().as_secs_f64());
         let scale = E::one() / E::of(global_rows as f64);
+        let (backend, grads) = net.gradients_mut();
         let mut at = 0;
-        for (i, &len) in self.lens.iter().enumerate() {
+        for (&len, g) in self.lens.iter().zip(grads.iter_mut().flat_map(|t| [&mut t.weight, &mut t.bias])) {
             let part = &mut self.recv[at..at + len];
-            part.iter_mut().for_each(|v| *v = *v * scale);
-            net.set_gradient(i, part)?;
+            match backend.host_view_mut(g) {
+                // Host memory: scaled and unpacked in one pass.
+                Some(host) => host.iter_mut().zip(part.iter()).for_each(|(h, &v)| *h = v * scale),
+                None => {
+                    part.iter_mut().for_each(|v| *v = *v * scale);
+                    backend.write(part, g)?;
+                }
+            }
             at += len;
         }
         Ok(Score {

@@ -302,6 +302,11 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         &self.grads
     }
 
+    /// The backend and the gradients, writable (the data-parallel reducer replaces them).
+    pub(crate) fn gradients_mut(&mut self) -> (&B, &mut [Tensors<B::Buf>]) {
+        (&self.backend, &mut self.grads)
+    }
+
     /// The largest batch the workspace holds now (0 before the first batch).
     pub fn capacity(&self) -> usize {
         self.work.as_ref().map_or(0, |w| w.rows)
@@ -328,12 +333,6 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     /// data-parallel rank whose shard of a batch is empty does, to stay in step.
     pub fn skip_training_pass(&mut self) {
         self.forward_passes += 1;
-    }
-
-    /// Overwrites gradient tensor `i` (`∂W¹, ∂b¹, ∂W², …` order) from the host (the reduced
-    /// gradient of a data-parallel step).
-    pub fn set_gradient(&mut self, i: usize, host: &[E]) -> Result<()> {
-        write_tensor(&self.backend, &mut self.grads, "set_gradient", i, host)
     }
 
     /// Makes sure the workspace holds batches of `rows` samples. This is the only place a
@@ -603,7 +602,13 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
 
     /// Overwrites parameter tensor `i` (`W¹, b¹, W², b², …` order) from the host.
     pub fn set_parameter(&mut self, i: usize, host: &[E]) -> Result<()> {
-        write_tensor(&self.backend, &mut self.params, "set_parameter", i, host)
+        let p = self
+            .params
+            .get_mut(i / 2)
+            .ok_or_else(|| Error::shape("set_parameter", format!("tensor {i} does not exist")))?;
+        let buf = if i % 2 == 0 { &mut p.weight } else { &mut p.bias };
+        check_len("set_parameter", &format!("tensor {i}"), self.backend.len(buf), host.len())?;
+        self.backend.write(host, buf)
     }
 
     /// Downloads the activations `Aˡ` (`which = 'a'`), pre-activations `Zˡ` (`'z'`) or errors
@@ -700,20 +705,6 @@ fn rows_of(op: &'static str, len: usize, width: usize, what: &str) -> Result<usi
         ));
     }
     Ok(len / width)
-}
-
-/// Writes host values into tensor `i` (`W¹, b¹, W², …` order) of `tensors`, checking its length.
-fn write_tensor<E: Element, B: Backend<E>>(
-    backend: &B,
-    tensors: &mut [Tensors<B::Buf>],
-    op: &'static str,
-    i: usize,
-    host: &[E],
-) -> Result<()> {
-    let t = tensors.get_mut(i / 2).ok_or_else(|| Error::shape(op, format!("tensor {i} does not exist")))?;
-    let buf = if i % 2 == 0 { &mut t.weight } else { &mut t.bias };
-    check_len(op, &format!("tensor {i}"), backend.len(buf), host.len())?;
-    backend.write(host, buf)
 }
 
 fn check_len(op: &'static str, what: &str, expected: usize, have: usize) -> Result<()> {

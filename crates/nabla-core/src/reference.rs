@@ -29,6 +29,14 @@ impl<E: Element> Backend<E> for Reference {
         buf.len()
     }
 
+    fn host_view<'a>(&self, buf: &'a Vec<E>) -> Option<&'a [E]> {
+        Some(buf)
+    }
+
+    fn host_view_mut<'a>(&self, buf: &'a mut Vec<E>) -> Option<&'a mut [E]> {
+        Some(buf)
+    }
+
     fn write(&self, host: &[E], buf: &mut Vec<E>) -> Result<()> {
         check::elementwise("write", host.len(), &[("buffer", buf.len())])?;
         buf[..host.len()].copy_from_slice(host);
