@@ -197,6 +197,17 @@ extern "C" __global__ void sum_rows_finish_##S(u64 cols, u64 chunks, T alpha, co
         out[c] = beta == (T)0 ? alpha * t : alpha * t + beta * out[c];                             \
     }                                                                                              \
 }                                                                                                  \
+/* tot[0] ← Σ_threads total, hit[0] ← Σ_threads correct over one block of NABLA_REDUCE_THREADS    \
+   threads (a power of two), halving in shared memory. */                                        \
+__device__ __forceinline__ void block_sums_##S(T* tot, T* hit, T total, T correct) {              \
+    tot[threadIdx.x] = total;                                                                      \
+    hit[threadIdx.x] = correct;                                                                    \
+    __syncthreads();                                                                               \
+    for (unsigned int s = blockDim.x / 2; s > 0; s /= 2) {                                         \
+        if (threadIdx.x < s) { tot[threadIdx.x] += tot[threadIdx.x + s]; hit[threadIdx.x] += hit[threadIdx.x + s]; } \
+        __syncthreads();                                                                           \
+    }                                                                                              \
+}                                                                                                  \
 /* The loss's normalisation 1/n: per sample for softmax-CE, per element otherwise. */              \
 __device__ __forceinline__ T loss_scale_##S(int l, u64 rows, u64 cols) {                           \
     u64 norm = (l == LOSS_SOFTMAX_CE ? rows : rows * cols);                                        \
@@ -258,13 +269,7 @@ extern "C" __global__ void loss_##S(int l, T param, u64 rows, u64 cols, const T*
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    tot[threadIdx.x] = total;                                                                      \
-    hit[threadIdx.x] = correct;                                                                    \
-    __syncthreads();                                                                               \
-    for (unsigned int s = blockDim.x / 2; s > 0; s /= 2) {                                         \
-        if (threadIdx.x < s) { tot[threadIdx.x] += tot[threadIdx.x + s]; hit[threadIdx.x] += hit[threadIdx.x + s]; } \
-        __syncthreads();                                                                           \
-    }                                                                                              \
+    block_sums_##S(tot, hit, total, correct);                                                      \
     if (threadIdx.x == 0) { partial[2 * blockIdx.x] = tot[0]; partial[2 * blockIdx.x + 1] = hit[0]; } \
 }                                                                                                  \
 /* stats[0] ← (Σ_blocks total)·scale, stats[1] ← Σ_blocks correct: one block of                  \
@@ -274,13 +279,7 @@ extern "C" __global__ void loss_finish_##S(int l, u64 rows, u64 cols, u64 blocks
     __shared__ T hit[NABLA_REDUCE_THREADS];                                                        \
     T total = 0, correct = 0;                                                                      \
     for (u64 b = threadIdx.x; b < blocks; b += blockDim.x) { total += partial[2 * b]; correct += partial[2 * b + 1]; } \
-    tot[threadIdx.x] = total;                                                                      \
-    hit[threadIdx.x] = correct;                                                                    \
-    __syncthreads();                                                                               \
-    for (unsigned int s = blockDim.x / 2; s > 0; s /= 2) {                                         \
-        if (threadIdx.x < s) { tot[threadIdx.x] += tot[threadIdx.x + s]; hit[threadIdx.x] += hit[threadIdx.x + s]; } \
-        __syncthreads();                                                                           \
-    }                                                                                              \
+    block_sums_##S(tot, hit, total, correct);                                                      \
     if (threadIdx.x == 0) { stats[0] = tot[0] * loss_scale_##S(l, rows, cols); stats[1] = hit[0]; } \
 }                                                                                                  \
 /* One optimizer step (nabla_core::cpu::update): p = rule parameters, c1/c2 Adam's corrections. */ \
