@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 pub const SIZES: [usize; 5] = [1, 3, 17, 64, 129];
 
 /// Every activation, with non-default parameters where there are any.
-pub const ACTIVATIONS: [Activation; 11] = [
+pub const ACTIVATIONS: [Activation; 12] = [
     Activation::Identity,
     Activation::Sigmoid,
     Activation::Tanh,
@@ -26,6 +26,7 @@ pub const ACTIVATIONS: [Activation; 11] = [
     Activation::Softsign,
     Activation::Softmax,
     Activation::GeluErf,
+    Activation::Silu,
 ];
 
 /// Every loss.

@@ -30,6 +30,7 @@ typedef unsigned long long u64;
 #define ACT_SOFTPLUS 7
 #define ACT_SOFTSIGN 8
 #define ACT_GELU_ERF 10
+#define ACT_SILU 11
 
 // Loss codes (nabla_core::Loss::code).
 #define LOSS_MSE 0
@@ -83,6 +84,7 @@ __device__ __forceinline__ T act_##S(int f, T alpha, T z) {                     
     case ACT_SOFTPLUS: return (z > (T)0 ? z : (T)0) + log1p(exp(-fabs(z)));                        \
     case ACT_SOFTSIGN: return z / ((T)1 + fabs(z));                                                \
     case ACT_GELU_ERF: return (T)0.5 * z * ((T)1 + erf(z * (T)0.7071067811865476));                \
+    case ACT_SILU: return z * sigmoid_##S(z);                                                      \
     default: return (T)NABLA_NAN; /* an unknown code never passes for the identity */             \
     }                                                                                              \
 }                                                                                                  \
@@ -105,6 +107,7 @@ __device__ __forceinline__ T dact_##S(int f, T alpha, T z, T a) {               
         T cdf = (T)0.5 * ((T)1 + erf(z * (T)0.7071067811865476));                                  \
         return cdf + z * (T)0.3989422804014327 * exp((T)-0.5 * z * z);                             \
     }                                                                                              \
+    case ACT_SILU: { T s = sigmoid_##S(z); return s * ((T)1 + z * ((T)1 - s)); }                   \
     default: return (T)NABLA_NAN;                                                                  \
     }                                                                                              \
 }                                                                                                  \

@@ -674,6 +674,7 @@ mod tests {
                 Activation::Elu { .. } => "ACT_ELU",
                 Activation::Gelu => "ACT_GELU",
                 Activation::GeluErf => "ACT_GELU_ERF",
+                Activation::Silu => "ACT_SILU",
                 Activation::Softplus => "ACT_SOFTPLUS",
                 Activation::Softsign => "ACT_SOFTSIGN",
                 // Row-wise: its own kernels (softmax, softmax_grad), not a code in a switch.

@@ -131,7 +131,7 @@ pub struct ModelFlags {
     /// Layer sizes from input to output, e.g. 2,64,64,3 [default: inputs,64,64,outputs].
     #[arg(long, value_parser = parse_layers)]
     pub layers: Option<Layers>,
-    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:ALPHA], identity, elu[:ALPHA], gelu (tanh form), gelu-erf (exact), softplus, softsign [default: relu].
+    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:ALPHA], identity, elu[:ALPHA], gelu (tanh form), gelu-erf (exact), silu, softplus, softsign [default: relu].
     #[arg(long)]
     pub activation: Option<String>,
     /// Output activation [default: softmax for softmax-ce, sigmoid for bce, identity otherwise].

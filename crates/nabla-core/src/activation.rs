@@ -56,11 +56,14 @@ pub enum Activation {
     /// The exact GELU, `gelu-erf` (PyTorch's default `GELU()`): `σ(z) = z Φ(z)` with the normal
     /// CDF `Φ(z) = ½ (1 + erf(z/√2))`; `σ' = Φ(z) + z φ(z)`, `φ(z) = e^(−z²/2)/√(2π)`.
     GeluErf,
+    /// SiLU (swish), `silu`: `σ(z) = z · s(z)` with the logistic `s(z) = 1 / (1 + e^−z)`;
+    /// `σ' = s(z) (1 + z (1 − s(z)))`.
+    Silu,
 }
 
 /// The names accepted on the command line and in files, for error messages.
-pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky-relu[:ALPHA], elu[:ALPHA], gelu (tanh form), gelu-erf (exact), softplus, \
-     softsign, softmax";
+pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky-relu[:ALPHA], elu[:ALPHA], gelu (tanh form), gelu-erf (exact), silu, \
+     softplus, softsign, softmax";
 
 impl Activation {
     /// `σ(z)` for an element-wise activation. Softmax is row-wise and is computed by
@@ -101,6 +104,7 @@ impl Activation {
             Activation::Softplus => z.max(E::zero()) + (-z.abs()).exp().ln_1p(),
             Activation::Softsign => z / (one + z.abs()),
             Activation::GeluErf => z * normal_cdf(z),
+            Activation::Silu => z * sigmoid(z),
         }
     }
 
@@ -147,6 +151,10 @@ impl Activation {
                 one / (d * d)
             }
             Activation::GeluErf => normal_cdf(z) + z * E::of(FRAC_1_SQRT_2PI) * (E::of(-0.5) * z * z).exp(),
+            Activation::Silu => {
+                let s = sigmoid(z);
+                s * (one + z * (one - s))
+            }
         }
     }
 
@@ -174,6 +182,7 @@ impl Activation {
             Activation::Softsign => 8,
             Activation::Softmax => 9,
             Activation::GeluErf => 10,
+            Activation::Silu => 11,
         }
     }
 
@@ -199,6 +208,7 @@ impl Activation {
             8 => Activation::Softsign,
             9 => Activation::Softmax,
             10 => Activation::GeluErf,
+            11 => Activation::Silu,
             _ => return None,
         })
     }
@@ -248,6 +258,7 @@ impl fmt::Display for Activation {
             Activation::Softsign => f.write_str("softsign"),
             Activation::Softmax => f.write_str("softmax"),
             Activation::GeluErf => f.write_str("gelu-erf"),
+            Activation::Silu => f.write_str("silu"),
         }
     }
 }
@@ -276,6 +287,7 @@ impl FromStr for Activation {
             "elu" => Ok(Activation::Elu { alpha: alpha(1.0)? }),
             "gelu" | "gelu-tanh" | "gelu_tanh" => plain(Activation::Gelu),
             "gelu-erf" | "gelu_erf" | "gelu-exact" => plain(Activation::GeluErf),
+            "silu" | "swish" => plain(Activation::Silu),
             "softplus" => plain(Activation::Softplus),
             "softsign" => plain(Activation::Softsign),
             "softmax" => plain(Activation::Softmax),
@@ -290,7 +302,7 @@ crate::serde_via_str!(Activation);
 mod tests {
     use super::*;
 
-    const ALL: [Activation; 11] = [
+    const ALL: [Activation; 12] = [
         Activation::Identity,
         Activation::Sigmoid,
         Activation::Tanh,
@@ -302,6 +314,7 @@ mod tests {
         Activation::Softsign,
         Activation::Softmax,
         Activation::GeluErf,
+        Activation::Silu,
     ];
 
     #[test]
@@ -332,6 +345,8 @@ mod tests {
             assert!((Activation::GeluErf.apply(z) - want).abs() < 1e-15, "gelu-erf({z})");
         }
         assert_eq!("gelu-tanh".parse::<Activation>().unwrap(), Activation::Gelu);
+        // torch.nn.functional.silu(torch.tensor(1.5, dtype=torch.float64)) = 1.5 / (1 + e^−1.5).
+        assert!((Activation::Silu.apply(1.5_f64) - 1.5 / (1.0 + (-1.5f64).exp())).abs() < 1e-16);
     }
 
     #[test]
@@ -350,8 +365,9 @@ mod tests {
             assert_eq!(Activation::from_code(act.code(), act.alpha()), Some(act));
         }
         assert_eq!("leaky-relu".parse::<Activation>().unwrap(), Activation::LeakyRelu { alpha: 0.01 });
-        let err = "swish".parse::<Activation>().unwrap_err().to_string();
-        assert!(err.contains("swish") && err.contains("leaky-relu"), "{err}");
+        let err = "mish".parse::<Activation>().unwrap_err().to_string();
+        assert!(err.contains("mish") && err.contains("leaky-relu"), "{err}");
+        assert_eq!("swish".parse::<Activation>().unwrap(), Activation::Silu);
         assert!("relu:2".parse::<Activation>().is_err());
         assert!("elu:nan".parse::<Activation>().is_err());
     }

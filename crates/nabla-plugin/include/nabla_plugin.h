@@ -63,7 +63,8 @@ typedef enum nabla_op {
 #define NABLA_ACT_SOFTSIGN 8
 #define NABLA_ACT_SOFTMAX 9    /* row-wise */
 #define NABLA_ACT_GELU_ERF 10  /* exact: z * Phi(z), Phi the normal CDF */
-#define NABLA_ACT_COUNT 11
+#define NABLA_ACT_SILU 11      /* z * sigmoid(z) (swish) */
+#define NABLA_ACT_COUNT 12
 
 /* Loss codes (the `variant` of LOSS). */
 #define NABLA_LOSS_MSE 0

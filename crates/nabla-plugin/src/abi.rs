@@ -3,6 +3,8 @@
 
 use std::ffi::{c_char, c_void};
 
+use nabla_core::{Activation, Loss, Rule};
+
 /// The ABI version this host speaks.
 pub const ABI_VERSION: u32 = 1;
 /// The exported entry symbol.
@@ -49,12 +51,14 @@ impl Op {
         Op::DropoutMask,
     ];
 
-    /// The number of variants the op has (activations, losses, rules; 1 for the others).
+    /// The number of variants the op has (activations, losses, rules; 1 for the others): the
+    /// codes the Rust enums define, counted from 0 (so a new variant needs no edit here).
     pub fn variants(self) -> u32 {
+        let count = |known: &dyn Fn(u32) -> bool| (0..).take_while(|&c| known(c)).count() as u32;
         match self {
-            Op::Activate | Op::ActivateGrad => 11,
-            Op::Loss => 5,
-            Op::Update => 7,
+            Op::Activate | Op::ActivateGrad => count(&|c| Activation::from_code(c, 0.0).is_some()),
+            Op::Loss => count(&|c| Loss::from_code(c, 0.0).is_some()),
+            Op::Update => count(&|c| Rule::from_code(c, [0.0; 4]).is_some()),
             _ => 1,
         }
     }
@@ -180,4 +184,84 @@ pub fn field_offsets() -> Vec<(&'static str, usize)> {
         update,
         dropout_mask
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `#define NAME value` lines of the C header.
+    fn defines() -> Vec<(String, String)> {
+        crate::HEADER
+            .lines()
+            .filter_map(|l| l.strip_prefix("#define "))
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                Some((words.next()?.to_string(), words.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    fn define(name: &str) -> Option<String> {
+        defines().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    #[track_caller]
+    fn assert_code(name: &str, code: u32) {
+        assert_eq!(define(name), Some(code.to_string()), "nabla_plugin.h: `{name}` is not {code}, its Rust code");
+    }
+
+    /// Every activation, loss and rule code of the Rust enums has its `NABLA_*` define in the C
+    /// header with the same number, and the header's counts are the enums' (the matches are
+    /// exhaustive: a new variant fails to compile here until it is named).
+    #[test]
+    fn header_codes_match_the_rust_enums() {
+        for code in 0..Op::Activate.variants() {
+            let name = match Activation::from_code(code, 0.1).unwrap() {
+                Activation::Identity => "NABLA_ACT_IDENTITY",
+                Activation::Sigmoid => "NABLA_ACT_SIGMOID",
+                Activation::Tanh => "NABLA_ACT_TANH",
+                Activation::Relu => "NABLA_ACT_RELU",
+                Activation::LeakyRelu { .. } => "NABLA_ACT_LEAKY_RELU",
+                Activation::Elu { .. } => "NABLA_ACT_ELU",
+                Activation::Gelu => "NABLA_ACT_GELU",
+                Activation::Softplus => "NABLA_ACT_SOFTPLUS",
+                Activation::Softsign => "NABLA_ACT_SOFTSIGN",
+                Activation::Softmax => "NABLA_ACT_SOFTMAX",
+                Activation::GeluErf => "NABLA_ACT_GELU_ERF",
+                Activation::Silu => "NABLA_ACT_SILU",
+            };
+            assert_code(name, code);
+        }
+        for code in 0..Op::Loss.variants() {
+            let name = match Loss::from_code(code, 1.0).unwrap() {
+                Loss::Mse => "NABLA_LOSS_MSE",
+                Loss::Mae => "NABLA_LOSS_MAE",
+                Loss::Huber { .. } => "NABLA_LOSS_HUBER",
+                Loss::Bce => "NABLA_LOSS_BCE",
+                Loss::SoftmaxCe => "NABLA_LOSS_SOFTMAX_CE",
+            };
+            assert_code(name, code);
+        }
+        for code in 0..Op::Update.variants() {
+            let name = match Rule::from_code(code, [0.5; 4]).unwrap() {
+                Rule::Sgd => "NABLA_RULE_SGD",
+                Rule::Momentum { nesterov: false, .. } => "NABLA_RULE_MOMENTUM",
+                Rule::Momentum { nesterov: true, .. } => "NABLA_RULE_NESTEROV",
+                Rule::Adagrad { .. } => "NABLA_RULE_ADAGRAD",
+                Rule::RmsProp { .. } => "NABLA_RULE_RMSPROP",
+                Rule::Adam { .. } => "NABLA_RULE_ADAM",
+                Rule::Rprop { .. } => "NABLA_RULE_RPROP",
+            };
+            assert_code(name, code);
+        }
+        assert_code("NABLA_ACT_COUNT", Op::Activate.variants());
+        assert_code("NABLA_LOSS_COUNT", Op::Loss.variants());
+        assert_code("NABLA_RULE_COUNT", Op::Update.variants());
+        // No code in the header that Rust does not know.
+        for (prefix, op) in [("NABLA_ACT_", Op::Activate), ("NABLA_LOSS_", Op::Loss), ("NABLA_RULE_", Op::Update)] {
+            let codes = defines().iter().filter(|(n, _)| n.starts_with(prefix) && !n.ends_with("_COUNT")).count();
+            assert_eq!(codes as u32, op.variants(), "the header defines {codes} {prefix}* codes");
+        }
+    }
 }
