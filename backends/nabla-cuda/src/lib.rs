@@ -659,53 +659,22 @@ mod tests {
     }
 
     /// Every activation, loss and rule code the backend can send has its kernels.cu define with
-    /// the same number and a branch of its own (the matches below are exhaustive, so a new variant
-    /// fails to compile here until it is named).
+    /// the same number and a branch of its own (names from the enums' exhaustive `code_name`).
     #[test]
     fn every_rust_code_has_its_kernel_branch() {
-        for code in 0.. {
-            let Some(f) = Activation::from_code(code, 0.1) else { break };
-            let name = match f {
-                Activation::Identity => "ACT_IDENTITY",
-                Activation::Sigmoid => "ACT_SIGMOID",
-                Activation::Tanh => "ACT_TANH",
-                Activation::Relu => "ACT_RELU",
-                Activation::LeakyRelu { .. } => "ACT_LEAKY_RELU",
-                Activation::Elu { .. } => "ACT_ELU",
-                Activation::Gelu => "ACT_GELU",
-                Activation::GeluErf => "ACT_GELU_ERF",
-                Activation::Silu => "ACT_SILU",
-                Activation::Softplus => "ACT_SOFTPLUS",
-                Activation::Softsign => "ACT_SOFTSIGN",
-                // Row-wise: its own kernels (softmax, softmax_grad), not a code in a switch.
-                Activation::Softmax => continue,
-            };
-            assert_kernel_code(name, code, true);
+        for f in (0..).map_while(|c| Activation::from_code(c, 0.1)) {
+            // Softmax is row-wise: kernels of its own, not a code in a switch.
+            if !f.is_row_wise() {
+                assert_kernel_code(&format!("ACT_{}", f.code_name()), f.code(), true);
+            }
         }
-        for code in 0.. {
-            let Some(l) = Loss::from_code(code, 1.0) else { break };
-            let name = match l {
-                Loss::Mse => "LOSS_MSE",
-                Loss::Mae => "LOSS_MAE",
-                Loss::Huber { .. } => "LOSS_HUBER",
-                Loss::Bce => "LOSS_BCE",
-                Loss::SoftmaxCe => "LOSS_SOFTMAX_CE",
-            };
-            assert_kernel_code(name, code, false);
+        for l in (0..).map_while(|c| Loss::from_code(c, 1.0)) {
+            let name = format!("LOSS_{}", l.code_name());
+            assert_kernel_code(&name, l.code(), false);
             assert!(KERNELS.contains(&format!("l == {name}")), "the loss kernel has no branch for {name}");
         }
-        for code in 0.. {
-            let Some(r) = Rule::from_code(code, [0.5; 4]) else { break };
-            let name = match r {
-                Rule::Sgd => "RULE_SGD",
-                Rule::Momentum { nesterov: false, .. } => "RULE_MOMENTUM",
-                Rule::Momentum { nesterov: true, .. } => "RULE_NESTEROV",
-                Rule::Adagrad { .. } => "RULE_ADAGRAD",
-                Rule::RmsProp { .. } => "RULE_RMSPROP",
-                Rule::Adam { .. } => "RULE_ADAM",
-                Rule::Rprop { .. } => "RULE_RPROP",
-            };
-            assert_kernel_code(name, code, true);
+        for r in (0..).map_while(|c| Rule::from_code(c, [0.5; 4])) {
+            assert_kernel_code(&format!("RULE_{}", r.code_name()), r.code(), true);
         }
         // An unknown code falls to a default that yields NaN, never to another formula.
         assert_eq!(KERNELS.matches("default: return (T)NABLA_NAN;").count(), 2);

@@ -186,6 +186,25 @@ impl Activation {
         }
     }
 
+    /// The code's name in C and CUDA: the C header defines `NABLA_ACT_{name}` and kernels.cu
+    /// `ACT_{name}` as [`Activation::code`] (tests check both files against this).
+    pub fn code_name(self) -> &'static str {
+        match self {
+            Activation::Identity => "IDENTITY",
+            Activation::Sigmoid => "SIGMOID",
+            Activation::Tanh => "TANH",
+            Activation::Relu => "RELU",
+            Activation::LeakyRelu { .. } => "LEAKY_RELU",
+            Activation::Elu { .. } => "ELU",
+            Activation::Gelu => "GELU",
+            Activation::Softplus => "SOFTPLUS",
+            Activation::Softsign => "SOFTSIGN",
+            Activation::Softmax => "SOFTMAX",
+            Activation::GeluErf => "GELU_ERF",
+            Activation::Silu => "SILU",
+        }
+    }
+
     /// The parameter α of leaky ReLU and ELU (0 for the others).
     pub fn alpha(self) -> f64 {
         match self {

@@ -73,18 +73,36 @@ pub fn shard(rows: usize, rank: usize, size: usize) -> Range<usize> {
     lo..lo + base + usize::from(rank < extra)
 }
 
-/// A 64-bit FNV-1a hash of `parts`, to check that every rank runs the same configuration.
-pub fn fingerprint(parts: &[&str]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.bytes().chain([0xff]))
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+/// A 64-bit FNV-1a hash of texts and element values, to check that every rank holds the same
+/// configuration, data or weights ([`GradientReducer::agree`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
+    }
 }
 
-/// A 64-bit FNV-1a hash of `values`' bits (the data, the optimizer state), folded into
-/// [`fingerprint`]'s checks.
-pub fn hash_values<E: Element>(values: &[E]) -> u64 {
-    values.iter().fold(0xcbf2_9ce4_8422_2325, |h, v| (h ^ v.f64().to_bits()).wrapping_mul(0x0100_0000_01b3))
+impl Fingerprint {
+    fn word(self, w: u64) -> Fingerprint {
+        Fingerprint((self.0 ^ w).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    /// Adds a text (and a separator, so that `"ab", ""` and `"a", "b"` differ).
+    pub fn text(self, s: &str) -> Fingerprint {
+        s.bytes().chain([0xff]).fold(self, |h, b| h.word(u64::from(b)))
+    }
+
+    /// Adds a tensor's length and the bits of its values.
+    pub fn values<E: Element>(self, values: &[E]) -> Fingerprint {
+        values.iter().fold(self.word(values.len() as u64), |h, v| h.word(v.f64().to_bits()))
+    }
+
+    /// The hash.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 /// Sums one step's gradients over the ranks through a preallocated host bucket: every
@@ -124,11 +142,6 @@ impl<E: Element> GradientReducer<E> {
     /// The number of ranks.
     pub fn size(&self) -> usize {
         self.comm.size()
-    }
-
-    /// The rows of a global batch of `rows` rows this rank computes.
-    pub fn shard(&self, rows: usize) -> Range<usize> {
-        shard(rows, self.rank(), self.size())
     }
 
     /// Replaces the gradients of `net` by the global batch's: `g ← (1/N) Σ_r n_r g_r` with
@@ -301,7 +314,11 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_configurations_apart() {
-        assert_eq!(fingerprint(&["a", "b"]), fingerprint(&["a", "b"]));
-        assert_ne!(fingerprint(&["ab", ""]), fingerprint(&["a", "b"]));
+        let f = |a: &str, b: &str| Fingerprint::default().text(a).text(b).finish();
+        assert_eq!(f("a", "b"), f("a", "b"));
+        assert_ne!(f("ab", ""), f("a", "b"));
+        let v = |x: &[f64]| Fingerprint::default().values(x).finish();
+        assert_ne!(v(&[0.0]), v(&[-0.0]), "bits, not values");
+        assert_ne!(v(&[1.0, 2.0]), Fingerprint::default().values(&[1.0]).values(&[2.0]).finish());
     }
 }

@@ -71,6 +71,18 @@ impl Loss {
         }
     }
 
+    /// The code's name in C and CUDA: `NABLA_LOSS_{name}` in the C header, `LOSS_{name}` in
+    /// kernels.cu, defined as [`Loss::code`].
+    pub fn code_name(self) -> &'static str {
+        match self {
+            Loss::Mse => "MSE",
+            Loss::Mae => "MAE",
+            Loss::Huber { .. } => "HUBER",
+            Loss::Bce => "BCE",
+            Loss::SoftmaxCe => "SOFTMAX_CE",
+        }
+    }
+
     /// The loss parameter (Huber's δ; 0 for the others).
     pub fn param(self) -> f64 {
         match self {

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::distributed::{self, Collective, GradientReducer, Shard};
+use crate::distributed::{self, Collective, Fingerprint, GradientReducer, Shard};
 use crate::dropout::mix64;
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -348,26 +348,23 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             self.schedule_state,
             self.stopped
         );
+        let mut hash = Fingerprint::default()
+            .text(&json(serde_json::to_string(self.net.architecture()))?)
+            .text(&json(serde_json::to_string(self.opt.config()))?)
+            .text(&json(serde_json::to_string(&self.config))?)
+            .text(&position);
         // Everything a resumed run continues from besides the weights (which rank 0 gives
         // everyone): the optimizer state and the best and live weights kept by early stopping.
-        let mut state = Vec::new();
         for buf in self.opt.state().iter().flatten() {
             let mut host = memory::filled(self.net.backend().len(buf), E::zero(), "optimizer state")?;
             self.net.backend().download(buf, &mut host)?;
-            state.push(distributed::hash_values(&host));
+            hash = hash.values(&host);
         }
         for kept in [&self.best_parameters, &self.live_parameters].into_iter().flatten() {
-            state.extend(kept.iter().map(|t| distributed::hash_values(t)));
+            hash = kept.iter().fold(hash, |h, t| h.values(t));
         }
-        let hash = distributed::fingerprint(&[
-            &json(serde_json::to_string(self.net.architecture()))?,
-            &json(serde_json::to_string(self.opt.config()))?,
-            &json(serde_json::to_string(&self.config))?,
-            &position,
-            &format!("{state:?}"),
-        ]);
-        reducer
-            .agree("configuration (architecture, optimizer and its state, training settings, run position)", hash)?;
+        let what = "configuration (architecture, optimizer and its state, training settings, run position)";
+        reducer.agree(what, hash.finish())?;
         reducer.broadcast_parameters(&mut self.net)?;
         self.reducer = Some(reducer);
         self.batch_layout = (0, 0, 0);
@@ -458,12 +455,8 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             Shard { x: &batch.x, y: &batch.y, rows: batch.rows, global_rows: batch.global_rows, offset: batch.offset };
         let score = distributed::train_step(&mut self.net, &mut self.opt, reducer, shard)?;
         if self.check_consistency {
-            let weights = self.net.parameters_to_host()?;
-            let bits: Vec<String> =
-                weights.iter().map(|t| t.iter().map(|v| format!("{:x}", v.f64().to_bits())).collect()).collect();
-            let parts: Vec<&str> = bits.iter().map(String::as_str).collect();
-            let what = format!("weights after optimizer step {}", self.opt.steps());
-            reducer.agree(&what, distributed::fingerprint(&parts))?;
+            let hash = self.net.parameters_to_host()?.iter().fold(Fingerprint::default(), |h, t| h.values(t));
+            reducer.agree(&format!("weights after optimizer step {}", self.opt.steps()), hash.finish())?;
         }
         Ok(score)
     }
@@ -587,6 +580,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         let batch = self.config.batch_size.min(n);
         let count = if self.config.drop_last && n > batch { n / batch } else { n.div_ceil(batch) };
         let (rank, size) = self.world();
+        let largest_shard = distributed::shard(batch, rank, size).len();
         // The batches are remade whenever the layout changes (an observer may change
         // `config.batch_size` or `drop_last` between epochs).
         if self.batch_layout != (n, batch, count) {
@@ -599,17 +593,14 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
                 let (x, y) = (b.alloc(rows * n_in)?, b.alloc(rows * n_out)?);
                 self.batches.push(DeviceBatch { x, y, rows, global_rows, offset: part.start });
             }
-            self.gather_x = memory::filled(batch * n_in, E::zero(), "a batch of features")?;
-            self.gather_y = memory::filled(batch * n_out, E::zero(), "a batch of targets")?;
-            self.net.reserve(distributed::shard(batch, rank, size).len().max(1))?;
+            self.gather_x = memory::filled(largest_shard * n_in, E::zero(), "a batch of features")?;
+            self.gather_y = memory::filled(largest_shard * n_out, E::zero(), "a batch of targets")?;
+            self.net.reserve(largest_shard.max(1))?;
             if let Some(r) = &self.reducer {
                 // Every rank must hold the same data, or the ranks would run different step
                 // counts (mismatched collectives) or silently train on different sets.
-                let hash = distributed::fingerprint(&[
-                    &format!("{n} {n_in} {n_out}"),
-                    &format!("{:x} {:x}", distributed::hash_values(data.x), distributed::hash_values(data.y)),
-                ]);
-                r.agree("training data (sample count or values)", hash)?;
+                let hash = Fingerprint::default().text(&format!("{n} {n_in} {n_out}")).values(data.x).values(data.y);
+                r.agree("training data (sample count or values)", hash.finish())?;
             }
             self.batch_layout = (n, batch, count);
         }

@@ -88,6 +88,20 @@ impl Rule {
         }
     }
 
+    /// The code's name in C and CUDA: `NABLA_RULE_{name}` in the C header, `RULE_{name}` in
+    /// kernels.cu, defined as [`Rule::code`].
+    pub fn code_name(self) -> &'static str {
+        match self {
+            Rule::Sgd => "SGD",
+            Rule::Momentum { nesterov: false, .. } => "MOMENTUM",
+            Rule::Momentum { nesterov: true, .. } => "NESTEROV",
+            Rule::Adagrad { .. } => "ADAGRAD",
+            Rule::RmsProp { .. } => "RMSPROP",
+            Rule::Adam { .. } => "ADAM",
+            Rule::Rprop { .. } => "RPROP",
+        }
+    }
+
     /// The rule's hyper-parameters, in the order of the plugin ABI's `p[4]`.
     pub fn params(self) -> [f64; 4] {
         match self {
