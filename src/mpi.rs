@@ -12,15 +12,6 @@ use mpi::traits::{Communicator, CommunicatorCollectives, Root};
 use nabla_core::distributed::Collective;
 use nabla_core::{Error, Result};
 
-/// The environment variables a launcher sets for its ranks: OpenMPI's `mpirun`, PMI/PMIx (MPICH,
-/// Slurm's `srun`).
-pub const LAUNCHER_VARIABLES: [&str; 4] = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"];
-
-/// Whether this process was started by an MPI launcher.
-pub fn launched() -> bool {
-    LAUNCHER_VARIABLES.iter().any(|v| std::env::var_os(v).is_some())
-}
-
 /// The job's `MPI_COMM_WORLD`, owning MPI's initialisation (finalised when dropped).
 pub struct World {
     world: SimpleCommunicator,
@@ -31,7 +22,7 @@ pub struct World {
 impl World {
     /// Initialises MPI when a launcher started this process; `None` otherwise (a world of one).
     pub fn from_launcher() -> Result<Option<World>> {
-        if !launched() {
+        if nabla_core::distributed::launcher().is_none() {
             return Ok(None);
         }
         let universe = mpi::initialize().ok_or_else(|| Error::Unavailable {

@@ -47,7 +47,7 @@ impl<E> CudaBuf<E> {
 
 pub mod compile;
 
-use compile::{MAX_LOSS_BLOCKS, REDUCE_THREADS, ROWS_BLOCK, ROWS_PER_CHUNK, SCRATCH, THREADS};
+use compile::{MAX_LOSS_BLOCKS, REDUCE_THREADS, ROWS_BLOCK, ROWS_PER_CHUNK, SCRATCH, THREADS, WARP};
 
 /// A GPU found on this machine.
 #[derive(Clone, Debug, PartialEq)]
@@ -299,14 +299,15 @@ fn elementwise(n: usize) -> LaunchConfig {
 /// Rows × columns: x strides over columns (a block as wide as the columns need, up to
 /// [`THREADS`]), y over rows.
 fn rows_by_columns(d: Dims) -> LaunchConfig {
-    let x = (d.cols.div_ceil(32) * 32).clamp(32, THREADS as usize) as u32;
+    let warp = WARP as usize;
+    let x = (d.cols.div_ceil(warp) * warp).clamp(warp, THREADS as usize) as u32;
     let blocks_x = d.cols.div_ceil(x as usize).clamp(1, 65_535) as u32;
     LaunchConfig { grid_dim: (blocks_x, d.rows.clamp(1, 65_535) as u32, 1), block_dim: (x, 1, 1), shared_mem_bytes: 0 }
 }
 
 /// One warp per row (row-wise softmax).
 fn per_row(rows: usize) -> LaunchConfig {
-    let blocks = (rows * 32).div_ceil(THREADS as usize).clamp(1, 65_535) as u32;
+    let blocks = (rows * WARP as usize).div_ceil(THREADS as usize).clamp(1, 65_535) as u32;
     LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
 }
 

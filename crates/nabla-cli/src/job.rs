@@ -10,11 +10,6 @@ use std::rc::Rc;
 use nabla::distributed::Collective;
 use nabla::{Error, Result};
 
-/// The world size a launcher announced in the environment, if any.
-fn launcher_world_size() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"].iter().find_map(|v| std::env::var(v).ok()?.parse().ok())
-}
-
 /// This process's place in the job.
 pub struct Job {
     #[cfg(feature = "mpi")]
@@ -30,8 +25,8 @@ impl Job {
             Ok(Job { world: nabla::mpi::World::from_launcher()?.map(Rc::new) })
         }
         #[cfg(not(feature = "mpi"))]
-        match launcher_world_size() {
-            Some(n) if n > 1 => Err(Error::Unavailable {
+        match nabla::distributed::launcher() {
+            Some(Some(n)) if n > 1 => Err(Error::Unavailable {
                 backend: "mpi".into(),
                 reason: format!(
                     "this process is one of {n} ranks, but this nabla was built without MPI: every rank would \
@@ -90,8 +85,9 @@ impl Job {
 /// What `nabla backends` says about MPI.
 pub fn describe() -> String {
     let compiled = if cfg!(feature = "mpi") { "compiled in" } else { "not compiled in (feature `mpi`)" };
-    match launcher_world_size() {
-        Some(n) => format!("MPI {compiled}; started by a launcher as one of {n} ranks"),
+    match nabla::distributed::launcher() {
+        Some(Some(n)) => format!("MPI {compiled}; started by a launcher as one of {n} ranks"),
+        Some(None) => format!("MPI {compiled}; started by a launcher"),
         None => format!("MPI {compiled}; no launcher: a world of one"),
     }
 }

@@ -65,6 +65,16 @@ impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
     }
 }
 
+/// Whether an MPI launcher (OpenMPI's `mpirun`, a PMI/PMIx one such as MPICH's or Slurm's
+/// `srun`) started this process, and as one of how many ranks when it says (`Some(None)`: started
+/// by a launcher that does not announce the size in the environment).
+pub fn launcher() -> Option<Option<usize>> {
+    let var = |name: &str| std::env::var(name).ok();
+    let size = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"].into_iter().find_map(|v| var(v)?.parse().ok());
+    let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"].into_iter().any(|v| var(v).is_some());
+    (size.is_some() || rank).then_some(size)
+}
+
 /// Rows `[lo, hi)` of a global batch of `rows` rows that `rank` of `size` takes: contiguous
 /// shards in rank order, the first `rows mod size` one row longer.
 pub fn shard(rows: usize, rank: usize, size: usize) -> Range<usize> {

@@ -226,12 +226,8 @@ impl PluginBackend {
     }
 
     /// Refuses any operand that another plugin instance allocated.
-    fn own<E>(&self, op: &'static str, operands: &[(&str, &PluginBuf<E>)]) -> Result<()> {
-        let mine = self.loaded.owner;
-        match operands.iter().find(|(_, b)| b.owner() != mine) {
-            None => Ok(()),
-            Some((name, b)) => mine.check(|| self.name_for_errors(), op, &[(name, b.owner())]),
-        }
+    fn own<E, const N: usize>(&self, op: &'static str, operands: [(&str, &PluginBuf<E>); N]) -> Result<()> {
+        self.loaded.owner.check(|| self.name_for_errors(), op, &operands.map(|(name, b)| (name, b.owner())))
     }
 
     fn table(&self) -> &BackendV1 {
@@ -332,14 +328,14 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn write(&self, host: &[E], buf: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("write", host.len(), &[("buffer", buf.len)])?;
-        self.own("write", &[("buffer", buf)])?;
+        self.own("write", [("buffer", buf)])?;
         let (src, n, dst) = (host.as_ptr().cast::<c_void>(), host.len(), buf.raw_mut());
         self.call("write", |t| ffi!(t, write(t.ctx, E::CODE, src, n, dst)))
     }
 
     fn download(&self, buf: &PluginBuf<E>, host: &mut [E]) -> Result<()> {
         check::elementwise("download", host.len(), &[("buffer", buf.len)])?;
-        self.own("download", &[("buffer", buf)])?;
+        self.own("download", [("buffer", buf)])?;
         let (src, n, dst) = (buf.raw(), host.len(), host.as_mut_ptr().cast::<c_void>());
         self.call("read", |t| ffi!(t, read(t.ctx, E::CODE, src, dst, n)))
     }
@@ -350,7 +346,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn gemm(&self, s: Gemm, alpha: E, a: &PluginBuf<E>, b: &PluginBuf<E>, beta: E, c: &mut PluginBuf<E>) -> Result<()> {
         check::gemm(&s, a.len, b.len, c.len)?;
-        self.own("gemm", &[("A", a), ("B", b), ("C", c)])?;
+        self.own("gemm", [("A", a), ("B", b), ("C", c)])?;
         self.require(Op::Gemm, E::CODE, 0, || "gemm".into())?;
         let (ta, tb) = (u32::from(s.ta == Trans::Yes), u32::from(s.tb == Trans::Yes));
         let (pa, pb, pc) = (a.raw(), b.raw(), c.raw_mut());
@@ -359,7 +355,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn copy(&self, len: usize, src: &PluginBuf<E>, dst: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("copy", len, &[("src", src.len), ("dst", dst.len)])?;
-        self.own("copy", &[("src", src), ("dst", dst)])?;
+        self.own("copy", [("src", src), ("dst", dst)])?;
         if self.table().copy.is_none() || !self.supports(Op::Copy, E::CODE, 0) {
             return self.activate(Activation::Identity, Dims::new(1, len), src, dst);
         }
@@ -369,7 +365,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn hadamard(&self, len: usize, x: &PluginBuf<E>, y: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("hadamard", len, &[("x", x.len), ("y", y.len)])?;
-        self.own("hadamard", &[("x", x), ("y", y)])?;
+        self.own("hadamard", [("x", x), ("y", y)])?;
         self.require(Op::Hadamard, E::CODE, 0, || "hadamard".into())?;
         let (px, py) = (x.raw(), y.raw_mut());
         self.call("hadamard", |t| ffi!(t, hadamard(t.ctx, E::CODE, len, px, py)))
@@ -377,7 +373,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn axpy(&self, len: usize, alpha: E, x: &PluginBuf<E>, y: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("axpy", len, &[("x", x.len), ("y", y.len)])?;
-        self.own("axpy", &[("x", x), ("y", y)])?;
+        self.own("axpy", [("x", x), ("y", y)])?;
         self.require(Op::Axpy, E::CODE, 0, || "axpy".into())?;
         let (px, py) = (x.raw(), y.raw_mut());
         self.call("axpy", |t| ffi!(t, axpy(t.ctx, E::CODE, len, alpha.f64(), px, py)))
@@ -386,7 +382,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     fn bias_add(&self, d: Dims, bias: &PluginBuf<E>, z: &mut PluginBuf<E>) -> Result<()> {
         check::bias("bias_add", d, bias.len)?;
         check::matrices("bias_add", d, &[("z", z.len)])?;
-        self.own("bias_add", &[("bias", bias), ("z", z)])?;
+        self.own("bias_add", [("bias", bias), ("z", z)])?;
         self.require(Op::BiasAdd, E::CODE, 0, || "bias_add".into())?;
         let (pb, pz) = (bias.raw(), z.raw_mut());
         self.call("bias_add", |t| ffi!(t, bias_add(t.ctx, E::CODE, d.rows, d.cols, pb, pz)))
@@ -394,7 +390,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn activate(&self, f: Activation, d: Dims, z: &PluginBuf<E>, a: &mut PluginBuf<E>) -> Result<()> {
         check::matrices("activate", d, &[("z", z.len), ("a", a.len)])?;
-        self.own("activate", &[("z", z), ("a", a)])?;
+        self.own("activate", [("z", z), ("a", a)])?;
         self.require(Op::Activate, E::CODE, f.code(), || format!("activate ({f})"))?;
         let (pz, pa) = (z.raw(), a.raw_mut());
         self.call("activate", |t| ffi!(t, activate(t.ctx, E::CODE, f.code(), f.alpha(), d.rows, d.cols, pz, pa)))
@@ -414,7 +410,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
         }
         check::bias("bias_add_activate", d, bias.len)?;
         check::matrices("bias_add_activate", d, &[("z", z.len), ("a", a.len)])?;
-        self.own("bias_add_activate", &[("bias", bias), ("z", z), ("a", a)])?;
+        self.own("bias_add_activate", [("bias", bias), ("z", z), ("a", a)])?;
         self.require(Op::BiasAdd, E::CODE, 0, || "bias_add".into())?;
         self.require(Op::Activate, E::CODE, f.code(), || format!("activate ({f})"))?;
         let (pb, pz, pa) = (bias.raw(), z.raw_mut(), a.raw_mut());
@@ -432,7 +428,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
         delta: &mut PluginBuf<E>,
     ) -> Result<()> {
         check::matrices("activate_grad", d, &[("z", z.len), ("a", a.len), ("delta", delta.len)])?;
-        self.own("activate_grad", &[("z", z), ("a", a), ("delta", delta)])?;
+        self.own("activate_grad", [("z", z), ("a", a), ("delta", delta)])?;
         self.require(Op::ActivateGrad, E::CODE, f.code(), || format!("activate_grad ({f})"))?;
         let (pz, pa, pd) = (z.raw(), a.raw(), delta.raw_mut());
         self.call("activate_grad", |t| {
@@ -443,7 +439,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     fn sum_rows(&self, d: Dims, alpha: E, x: &PluginBuf<E>, beta: E, out: &mut PluginBuf<E>) -> Result<()> {
         check::matrices("sum_rows", d, &[("x", x.len)])?;
         check::bias("sum_rows", d, out.len)?;
-        self.own("sum_rows", &[("x", x), ("out", out)])?;
+        self.own("sum_rows", [("x", x), ("out", out)])?;
         self.require(Op::SumRows, E::CODE, 0, || "sum_rows".into())?;
         let (px, po) = (x.raw(), out.raw_mut());
         self.call("sum_rows", |t| ffi!(t, sum_rows(t.ctx, E::CODE, d.rows, d.cols, alpha.f64(), px, beta.f64(), po)))
@@ -460,7 +456,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     ) -> Result<()> {
         check::matrices("loss", d, &[("output", out.len), ("target", target.len), ("grad", grad.len)])?;
         check::stats(stats.len)?;
-        self.own("loss", &[("output", out), ("target", target), ("grad", grad), ("stats", stats)])?;
+        self.own("loss", [("output", out), ("target", target), ("grad", grad), ("stats", stats)])?;
         self.require(Op::Loss, E::CODE, l.code(), || format!("loss ({l})"))?;
         let (po, py, pg, ps) = (out.raw(), target.raw(), grad.raw_mut(), stats.raw_mut());
         self.call("loss", |t| ffi!(t, loss(t.ctx, E::CODE, l.code(), l.param(), d.rows, d.cols, po, py, pg, ps)))
@@ -476,9 +472,9 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
     ) -> Result<()> {
         check::elementwise("update", len, &[("w", w.len), ("g", g.len)])?;
         check::state(len, u.rule.state_count(), state.iter().map(|s| s.len))?;
-        self.own("update", &[("w", w), ("g", g)])?;
+        self.own("update", [("w", w), ("g", g)])?;
         for s in state.iter() {
-            self.own("update", &[("state", s)])?;
+            self.own("update", [("state", s)])?;
         }
         self.require(Op::Update, E::CODE, u.rule.code(), || format!("update ({:?})", u.rule))?;
         let (c1, c2) = u.adam_corrections();
@@ -501,7 +497,7 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
 
     fn dropout_mask(&self, len: usize, rate: f64, seed: u64, first: u64, mask: &mut PluginBuf<E>) -> Result<()> {
         check::elementwise("dropout_mask", len, &[("mask", mask.len)])?;
-        self.own("dropout_mask", &[("mask", mask)])?;
+        self.own("dropout_mask", [("mask", mask)])?;
         self.require(Op::DropoutMask, E::CODE, 0, || "dropout_mask".into())?;
         if first != 0 {
             // ABI v1's dropout_mask draws from the stream's start: a shard's mask is drawn here
