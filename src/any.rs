@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use nabla_core::backend::{Backend, Dims, Gemm};
+use nabla_core::backend::{Backend, Dims, Gemm, GemmProvider};
 use nabla_core::{Activation, Element, Error, Loss, Reference, Result, Update};
 
 #[cfg(feature = "cuda")]
@@ -77,6 +77,8 @@ pub struct BackendOptions {
     pub threads: Option<usize>,
     /// TF32 tensor-core math for f32 GEMMs (CUDA).
     pub tf32: bool,
+    /// Which GEMM computes the large products (OpenBLAS backend).
+    pub gemm: GemmProvider,
 }
 
 /// The `--backend` values, for parsing and messages.
@@ -131,7 +133,7 @@ impl AnyBackend {
         match name {
             BackendName::Reference => Ok(AnyBackend::Reference(Reference)),
             #[cfg(feature = "openblas")]
-            BackendName::OpenBlas => Ok(AnyBackend::OpenBlas(OpenBlas::new(options.threads)?)),
+            BackendName::OpenBlas => Ok(AnyBackend::OpenBlas(OpenBlas::with_gemm(options.threads, options.gemm)?)),
             #[cfg(not(feature = "openblas"))]
             BackendName::OpenBlas => Err(not_compiled("openblas", "openblas")),
             #[cfg(feature = "cuda")]

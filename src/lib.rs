@@ -20,6 +20,8 @@ pub use nabla_core::*;
 pub use nabla_cuda as cuda;
 pub use nabla_data as data;
 #[cfg(feature = "openblas")]
+pub use nabla_openblas as openblas;
+#[cfg(feature = "openblas")]
 pub use nabla_openblas::OpenBlas;
 #[cfg(feature = "plugins")]
 pub use nabla_plugin as plugin;

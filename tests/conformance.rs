@@ -7,6 +7,18 @@ conformance_suite!(reference, Some(nabla::Reference));
 #[cfg(feature = "openblas")]
 conformance_suite!(openblas, Some(nabla::OpenBlas::new(Some(2)).unwrap()));
 
+// Each GEMM provider forced (`auto` above may take either per shape).
+#[cfg(feature = "openblas")]
+conformance_suite!(
+    openblas_gemm_native,
+    Some(nabla::OpenBlas::with_gemm(Some(2), nabla::GemmProvider::Native).unwrap())
+);
+#[cfg(feature = "openblas")]
+conformance_suite!(
+    openblas_gemm_openblas,
+    Some(nabla::OpenBlas::with_gemm(Some(2), nabla::GemmProvider::OpenBlas).unwrap())
+);
+
 conformance_suite!(any_backend, Some(nabla::AnyBackend::from_name("openblas", &Default::default()).unwrap()));
 
 /// The CUDA backend on device 0, or `None` (with the reason printed) only when there is no

@@ -83,6 +83,9 @@ fn training_steps_allocate_nothing_after_the_first() {
         assert_eq!(r, 0, "reference backend, {sizes:?}: {r} allocations in 21 steps");
         let o = steps_allocate(nabla::OpenBlas::new(Some(2)).unwrap(), &sizes, act, loss, dropout, opt);
         assert_eq!(o, 0, "openblas backend, {sizes:?}: {o} allocations in 21 steps");
+        let native = nabla::OpenBlas::with_gemm(Some(2), nabla::GemmProvider::Native).unwrap();
+        let n = steps_allocate(native, &sizes, act, loss, dropout, opt);
+        assert_eq!(n, 0, "openblas backend with the native GEMM, {sizes:?}: {n} allocations in 21 steps");
         let a = steps_allocate(
             nabla::AnyBackend::from_name("openblas", &Default::default()).unwrap(),
             &sizes,

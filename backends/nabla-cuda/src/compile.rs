@@ -31,7 +31,7 @@ pub const WARP: u32 = 32;
 /// `sum_rows`): 1 Mi, 4 MiB in f32.
 pub const SCRATCH: usize = 1 << 20;
 
-const _: () = assert!(REDUCE_THREADS.is_power_of_two() && THREADS % WARP == 0 && ROWS_BLOCK.0 == WARP);
+const _: () = assert!(REDUCE_THREADS.is_power_of_two() && THREADS.is_multiple_of(WARP) && ROWS_BLOCK.0 == WARP);
 const _: () = assert!(2 * MAX_LOSS_BLOCKS <= SCRATCH);
 
 /// kernels.cu with the launch constants defined first, so that the kernels and the launches

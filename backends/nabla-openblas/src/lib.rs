@@ -1,19 +1,25 @@
 #![warn(missing_docs)]
 //! The OpenBLAS backend: GEMM through ndarray's `blas` feature (which calls `cblas_?gemm` with
-//! transpose flags, never copying a transposed operand), a register-friendly kernel for products
-//! too small to be worth a BLAS call, and fused element-wise kernels. Buffers are host `Vec`s.
+//! transpose flags, never copying a transposed operand) or through nabla's own packed kernels,
+//! whichever is faster for each shape ([`choice`]); a register-friendly kernel for products too
+//! small to be worth either; fused element-wise kernels. Buffers are host `Vec`s.
 
 extern crate blas_src;
 extern crate openblas_src;
 
+pub mod choice;
 mod kernels;
+mod packed;
+pub mod report;
 mod simd;
 mod small;
 mod team;
 
+pub use choice::{GemmChoice, GemmKey};
 pub use simd::{Level, level};
 
-use nabla_core::backend::{Backend, Dims, Gemm, Trans};
+use choice::Chooser;
+use nabla_core::backend::{Backend, Dims, Gemm, GemmProvider, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, cpu};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -29,8 +35,13 @@ unsafe extern "C" {
 #[derive(Clone, Debug)]
 pub struct OpenBlas {
     threads: usize,
-    /// The threads of the element-wise kernels (as many as `threads`, the caller's included).
+    /// The threads of the element-wise kernels and of the native GEMM (as many as `threads`, the
+    /// caller's included).
     team: Arc<Team>,
+    /// The native GEMM's packing buffers, one per thread.
+    spaces: Arc<packed::Workspaces>,
+    /// The GEMM provider of each shape.
+    chooser: Arc<Chooser>,
 }
 
 /// An element-wise pass is cut into one part per thread only when every part gets at least this
@@ -46,9 +57,16 @@ const PARALLEL_MIN: usize = 1 << 17;
 const PARALLEL_ALIGN: usize = 16;
 
 impl OpenBlas {
-    /// A backend using `threads` BLAS threads (`None`: one per core). OpenBLAS's thread count
-    /// is process-wide, so the last backend created decides it.
+    /// A backend using `threads` BLAS threads (`None`: one per core) and the faster GEMM
+    /// provider per shape. OpenBLAS's thread count is process-wide, so the last backend created
+    /// decides it.
     pub fn new(threads: Option<usize>) -> Result<OpenBlas> {
+        OpenBlas::with_gemm(threads, GemmProvider::Auto)
+    }
+
+    /// A backend using `threads` threads and `gemm` for the products too large for the small
+    /// kernel.
+    pub fn with_gemm(threads: Option<usize>, gemm: GemmProvider) -> Result<OpenBlas> {
         let threads = match threads {
             Some(0) => return Err(Error::invalid("threads", "0; give at least 1")),
             Some(n) => n,
@@ -60,7 +78,43 @@ impl OpenBlas {
         unsafe { openblas_set_num_threads(n) };
         let team = Team::new(threads)
             .map_err(|e| Error::backend("openblas", format!("cannot start {threads} element-wise threads: {e}")))?;
-        Ok(OpenBlas { threads, team: Arc::new(team) })
+        let spaces = Arc::new(packed::Workspaces::new(threads));
+        Ok(OpenBlas { threads, team: Arc::new(team), spaces, chooser: Arc::new(Chooser::new(gemm)) })
+    }
+
+    /// The GEMM provider setting (`Auto`, or the one forced).
+    pub fn gemm_provider(&self) -> GemmProvider {
+        self.chooser.setting()
+    }
+
+    /// The provider each GEMM shape has taken so far (products that took the small kernel are
+    /// not listed), in the order first seen.
+    pub fn gemm_choices(&self) -> Vec<GemmChoice> {
+        self.chooser.choices()
+    }
+
+    /// `C ← α·op(A)·op(B) + β·C` on `provider` (`OpenBlas` or `Native`); sizes checked.
+    #[allow(clippy::too_many_arguments)]
+    fn large_gemm<E: Element>(
+        &self,
+        provider: GemmProvider,
+        s: Gemm,
+        alpha: E,
+        a: &[E],
+        b: &[E],
+        beta: E,
+        c: &mut [E],
+    ) -> Result<()> {
+        if provider == GemmProvider::Native {
+            return packed::gemm(&self.team, &self.spaces, s, alpha, a, b, beta, c);
+        }
+        let a = view(a, s.a_dims(), s.ta)?;
+        let b = view(b, s.b_dims(), s.tb)?;
+        let d = s.c_dims();
+        let mut c = ArrayViewMut2::from_shape((d.rows, d.cols), &mut c[..d.len()])
+            .map_err(|e| Error::shape("gemm", e.to_string()))?;
+        general_mat_mul(alpha, &a, &b, beta, &mut c);
+        Ok(())
     }
 
     /// The number of BLAS threads.
@@ -123,13 +177,11 @@ impl<E: Element> Backend<E> for OpenBlas {
             small::gemm(s, alpha, a, b, beta, c);
             return Ok(());
         }
-        let a = view(a, s.a_dims(), s.ta)?;
-        let b = view(b, s.b_dims(), s.tb)?;
-        let d = s.c_dims();
-        let mut c = ArrayViewMut2::from_shape((d.rows, d.cols), &mut c[..d.len()])
-            .map_err(|e| Error::shape("gemm", e.to_string()))?;
-        general_mat_mul(alpha, &a, &b, beta, &mut c);
-        Ok(())
+        let key = GemmKey { shape: s, beta_zero: beta == E::zero(), dtype: E::DTYPE };
+        let provider = self
+            .chooser
+            .provider(key, c, |provider, scratch| self.large_gemm(provider, s, alpha, a, b, beta, scratch))?;
+        self.large_gemm(provider, s, alpha, a, b, beta, c)
     }
 
     fn hadamard(&self, len: usize, x: &Vec<E>, y: &mut Vec<E>) -> Result<()> {

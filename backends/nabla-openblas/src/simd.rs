@@ -159,3 +159,125 @@ unsafe fn transpose_8x8_f32(src: *const f32, ss: usize, dst: *mut f32, ds: usize
         unsafe { _mm256_storeu_ps(dst.add(i * ds), column) };
     }
 }
+
+/// One SIMD register of [`Vector::LANES`] elements of [`Vector::E`] and the operations the packed
+/// GEMM's micro-kernel needs ([`crate::packed`]). An implementation is a marker type per
+/// (instruction set, element type); its functions are `unsafe` because the CPU must have that
+/// instruction set, and pointers must be valid for `LANES` elements (no alignment needed).
+pub(crate) trait Vector {
+    /// The element type.
+    type E: Element;
+    /// The register type.
+    type V: Copy;
+    /// Elements per register.
+    const LANES: usize;
+    /// All lanes 0.
+    unsafe fn zero() -> Self::V;
+    /// All lanes `x`.
+    unsafe fn splat(x: Self::E) -> Self::V;
+    /// `LANES` elements from `p`.
+    unsafe fn load(p: *const Self::E) -> Self::V;
+    /// `LANES` elements to `p`.
+    unsafe fn store(p: *mut Self::E, v: Self::V);
+    /// `a·b + c` per lane (fused where the instruction set has FMA).
+    unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a·b` per lane.
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+}
+
+/// The baseline "vector": one element, plain multiply and add (no FMA).
+pub(crate) struct Scalar<E>(std::marker::PhantomData<E>);
+
+impl<E: Element> Vector for Scalar<E> {
+    type E = E;
+    type V = E;
+    const LANES: usize = 1;
+    #[inline(always)]
+    unsafe fn zero() -> E {
+        E::zero()
+    }
+    #[inline(always)]
+    unsafe fn splat(x: E) -> E {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const E) -> E {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut E, v: E) {
+        // SAFETY: the caller guarantees `p` is writable.
+        unsafe { p.write_unaligned(v) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: E, b: E, c: E) -> E {
+        a * b + c
+    }
+    #[inline(always)]
+    unsafe fn mul(a: E, b: E) -> E {
+        a * b
+    }
+}
+
+/// Defines an x86-64 [`Vector`] from its intrinsics.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_vector {
+    ($(#[$meta:meta])* $name:ident: $e:ty, $v:ident, $lanes:expr,
+     $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $mul:ident) => {
+        $(#[$meta])*
+        pub(crate) struct $name;
+
+        impl Vector for $name {
+            type E = $e;
+            type V = std::arch::x86_64::$v;
+            const LANES: usize = $lanes;
+            // SAFETY (every function): the caller guarantees the instruction set and the pointers.
+            #[inline(always)]
+            unsafe fn zero() -> Self::V {
+                unsafe { std::arch::x86_64::$zero() }
+            }
+            #[inline(always)]
+            unsafe fn splat(x: $e) -> Self::V {
+                unsafe { std::arch::x86_64::$splat(x) }
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const $e) -> Self::V {
+                unsafe { std::arch::x86_64::$load(p) }
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut $e, v: Self::V) {
+                unsafe { std::arch::x86_64::$store(p, v) }
+            }
+            #[inline(always)]
+            unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+                unsafe { std::arch::x86_64::$fma(a, b, c) }
+            }
+            #[inline(always)]
+            unsafe fn mul(a: Self::V, b: Self::V) -> Self::V {
+                unsafe { std::arch::x86_64::$mul(a, b) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+x86_vector!(
+    /// 16 f32 in a ZMM register (AVX-512F).
+    Avx512F32: f32, __m512, 16, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_mul_ps
+);
+#[cfg(target_arch = "x86_64")]
+x86_vector!(
+    /// 8 f64 in a ZMM register (AVX-512F).
+    Avx512F64: f64, __m512d, 8, _mm512_setzero_pd, _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd, _mm512_mul_pd
+);
+#[cfg(target_arch = "x86_64")]
+x86_vector!(
+    /// 8 f32 in a YMM register (AVX2 + FMA).
+    Avx2F32: f32, __m256, 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_mul_ps
+);
+#[cfg(target_arch = "x86_64")]
+x86_vector!(
+    /// 4 f64 in a YMM register (AVX2 + FMA).
+    Avx2F64: f64, __m256d, 4, _mm256_setzero_pd, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, _mm256_mul_pd
+);

@@ -169,6 +169,10 @@ pub struct RunFlags {
     /// TF32 tensor-core math for f32 GEMMs on CUDA (faster, ~1e-3 relative products).
     #[arg(long)]
     pub tf32: bool,
+    /// GEMM for large products on OpenBLAS: auto (the faster per shape, timed at the first
+    /// step), openblas, native [default: auto].
+    #[arg(long)]
+    pub gemm: Option<String>,
 }
 
 /// `nabla train`.
@@ -341,6 +345,9 @@ pub struct BenchArgs {
     /// TF32 tensor-core math for f32 GEMMs on CUDA.
     #[arg(long)]
     pub tf32: bool,
+    /// GEMM for large products on OpenBLAS: auto (the faster per shape), openblas, native.
+    #[arg(long, default_value = "auto")]
+    pub gemm: nabla::GemmProvider,
     /// Print a markdown table.
     #[arg(long)]
     pub markdown: bool,
@@ -411,6 +418,7 @@ impl RunFlags {
             dtype: self.dtype.clone(),
             device: self.device,
             tf32: self.tf32.then_some(true),
+            gemm: self.gemm.clone(),
             ..TrainingConfig::default()
         }
     }

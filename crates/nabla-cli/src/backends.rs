@@ -18,10 +18,8 @@ pub fn run(args: &BackendsArgs) -> Result<ExitCode> {
             .iter()
             .map(|s| json!({ "backend": s.name, "compiled": s.compiled, "usable": s.usable, "detail": s.detail }))
             .collect();
-        println!(
-            "{}",
-            json!({ "backends": rows, "mpi": { "compiled": cfg!(feature = "mpi"), "detail": crate::job::describe() } })
-        );
+        let mpi = json!({ "compiled": cfg!(feature = "mpi"), "detail": crate::job::describe() });
+        println!("{}", json!({ "backends": rows, "mpi": mpi, "cpu": crate::cpu::report() }));
     } else {
         println!("{:<14} {:<9} {:<7} detail", "backend", "compiled", "usable");
         let yes = |b: bool| if b { "yes" } else { "no" };
@@ -29,6 +27,12 @@ pub fn run(args: &BackendsArgs) -> Result<ExitCode> {
             println!("{:<14} {:<9} {:<7} {}", s.name, yes(s.compiled), yes(s.usable), s.detail);
         }
         println!("data parallelism: {}", crate::job::describe());
+        if let Some(cpu) = crate::cpu::report() {
+            println!("{}", cpu.lines());
+            if let Some(w) = &cpu.warning {
+                eprintln!("warning: {w}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

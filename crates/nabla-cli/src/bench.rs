@@ -5,7 +5,11 @@
 //! the workload's step count (fewer when a step is slow, to stay near `--max-seconds`); the
 //! median, minimum and maximum step time; samples/s and steps/s; GFLOP/s of the step's GEMMs;
 //! **% of the GEMM bound** (the time the backend's own GEMMs for those shapes take alone, over
-//! the step time) and **% of the measured GEMM peak** (the best GFLOP/s of the square sweep).
+//! the step time), **% of the measured GEMM peak** (the best GFLOP/s of the square sweep) and, on
+//! the CPU, **% of the FMA peak** (the hardware's: a register-only FMA loop at the CPU's widest
+//! vector instruction set, times the threads). The CPU report (instruction set, FMA peaks,
+//! OpenBLAS build and core) comes first, and each OpenBLAS run ends with the GEMM provider every
+//! shape took.
 
 use std::process::ExitCode;
 
@@ -34,6 +38,9 @@ pub struct BenchResult {
     pub gemm_bound_fraction: Option<f64>,
     pub peak_gflops: Option<f64>,
     pub peak_fraction: Option<f64>,
+    /// The CPU's f32 FMA peak for the threads used and the step's fraction of it (CPU backends).
+    pub fma_peak_gflops: Option<f64>,
+    pub fma_peak_fraction: Option<f64>,
     pub median_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
@@ -94,6 +101,7 @@ fn bench_backend(
     out: &mut Vec<BenchResult>,
 ) -> Result<()> {
     let budget = args.max_seconds;
+    let fma_peak = cpu_peak(backend, threads);
     // The peak: the best square GEMM the backend does (the reference backend stops at 256).
     let reference = label == "reference";
     let mut peak = 0.0_f64;
@@ -147,6 +155,8 @@ fn bench_backend(
             gemm_bound_fraction: measured(bound).map(|b| b / median),
             peak_gflops: measured(peak),
             peak_fraction: measured(peak).map(|p| gflops / p),
+            fma_peak_gflops: fma_peak,
+            fma_peak_fraction: fma_peak.map(|p| gflops / p),
             median_ms: median * 1e3,
             min_ms: min * 1e3,
             max_ms: max * 1e3,
@@ -159,13 +169,14 @@ fn bench_backend(
         if !args.json && job.primary() {
             let r = out.last().ok_or_else(|| Error::invalid("bench", "no result"))?;
             eprintln!(
-                "{label} {threads}T {}: {:.0} samples/s, {:.0} steps/s, {:.1} GFLOP/s, {} of the GEMM bound, {} of peak",
+                "{label} {threads}T {}: {:.0} samples/s, {:.0} steps/s, {:.1} GFLOP/s, {} of the GEMM bound, {} of the GEMM peak, {} of the FMA peak",
                 w.name,
                 r.samples_per_sec,
                 r.steps_per_sec,
                 r.gflops,
                 percent(r.gemm_bound_fraction),
-                percent(r.peak_fraction)
+                percent(r.peak_fraction),
+                percent(r.fma_peak_fraction)
             );
         }
     }
@@ -185,6 +196,8 @@ fn bench_backend(
                 gemm_bound_fraction: Some(1.0),
                 peak_gflops: Some(peak),
                 peak_fraction: Some(gflops / peak),
+                fma_peak_gflops: fma_peak,
+                fma_peak_fraction: fma_peak.map(|p| gflops / p),
                 median_ms: secs * 1e3,
                 min_ms: secs * 1e3,
                 max_ms: secs * 1e3,
@@ -197,6 +210,62 @@ fn bench_backend(
         }
     }
     Ok(())
+}
+
+/// The CPU's FMA peak over `threads` cores for a CPU backend, `None` for the others.
+fn cpu_peak(backend: &AnyBackend, threads: usize) -> Option<f64> {
+    #[cfg(feature = "openblas")]
+    if let AnyBackend::OpenBlas(_) = backend {
+        return Some(nabla::openblas::report::fma_peak(nabla::openblas::level()) * threads as f64);
+    }
+    let _ = (backend, threads);
+    None
+}
+
+/// The GEMM provider one shape took on an OpenBLAS backend.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShapeChoice {
+    /// `m×n×k-` and the transposes, e.g. `512x4096x1024-NT`.
+    pub shape: String,
+    pub dtype: &'static str,
+    pub beta_zero: bool,
+    pub provider: &'static str,
+    /// Milliseconds per product on each provider, when chosen by timing (`--gemm auto`).
+    pub openblas_ms: Option<f64>,
+    pub native_ms: Option<f64>,
+}
+
+impl std::fmt::Display for ShapeChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |t: Option<f64>| t.map_or_else(|| "—".into(), |m| format!("{m:.3} ms"));
+        let beta = if self.beta_zero { "β=0" } else { "β≠0" };
+        write!(f, "{:<22} {} {beta} → {:<8}", self.shape, self.dtype, self.provider)?;
+        write!(f, " (openblas {}, native {})", ms(self.openblas_ms), ms(self.native_ms))
+    }
+}
+
+/// The GEMM provider each shape took on an OpenBLAS backend (empty for the others).
+fn gemm_choices(backend: &AnyBackend) -> Vec<ShapeChoice> {
+    #[cfg(feature = "openblas")]
+    if let AnyBackend::OpenBlas(o) = backend {
+        return o
+            .gemm_choices()
+            .iter()
+            .map(|c| {
+                let s = c.key.shape;
+                ShapeChoice {
+                    shape: format!("{}x{}x{}-{}{}", s.m, s.n, s.k, tag(s.ta), tag(s.tb)),
+                    dtype: c.key.dtype.name(),
+                    beta_zero: c.key.beta_zero,
+                    provider: c.provider.name(),
+                    openblas_ms: c.seconds.map(|t| t.0 * 1e3),
+                    native_ms: c.seconds.map(|t| t.1 * 1e3),
+                }
+            })
+            .collect();
+    }
+    let _ = backend;
+    Vec::new()
 }
 
 /// `Some(x)` for a time or rate that was measured (`--only-steps` leaves them 0).
@@ -212,11 +281,11 @@ fn percent(fraction: Option<f64>) -> String {
 /// The markdown table of the results.
 pub fn markdown(results: &[BenchResult]) -> String {
     let mut s = String::from(
-        "| backend | threads | workload | samples/s | steps/s | GFLOP/s | % GEMM bound | % peak | median ms | min–max ms |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| backend | threads | workload | samples/s | steps/s | GFLOP/s | % GEMM bound | % GEMM peak | % FMA peak | median ms | min–max ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {:.4} | {:.4}–{:.4} |\n",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {:.4} | {:.4}–{:.4} |\n",
             r.backend,
             r.threads,
             r.workload,
@@ -225,6 +294,7 @@ pub fn markdown(results: &[BenchResult]) -> String {
             r.gflops,
             percent(r.gemm_bound_fraction),
             percent(r.peak_fraction),
+            percent(r.fma_peak_fraction),
             r.median_ms,
             r.min_ms,
             r.max_ms
@@ -327,12 +397,18 @@ pub fn run(args: &BenchArgs, job: &Job) -> Result<ExitCode> {
     if !(args.steps_scale > 0.0 && args.steps_scale.is_finite()) || args.reps == 0 {
         return Err(Error::invalid("--steps-scale / --reps", "give a positive scale and at least one repetition"));
     }
+    let cpu = crate::cpu::report();
+    if let Some(cpu) = cpu.as_ref().filter(|_| !args.json && job.primary()) {
+        eprintln!("{}", cpu.lines());
+    }
     let mut results = Vec::new();
+    let mut choices = Vec::new();
     for name in args.backends.split(',').map(str::trim) {
+        crate::cpu::warn_once_if_narrow(name);
         // Only the CPU backends have a thread count; the others run once.
         let counts: &[usize] = if name == "openblas" { &threads } else { &[1] };
         for &t in counts {
-            let options = BackendOptions { threads: Some(t), tf32: args.tf32 };
+            let options = BackendOptions { threads: Some(t), tf32: args.tf32, gemm: args.gemm };
             let backend = AnyBackend::from_name(name, &options).map_err(|e| match e {
                 Error::Invalid { detail, .. } => Error::invalid("--backends", detail),
                 other => other,
@@ -343,6 +419,16 @@ pub fn run(args: &BenchArgs, job: &Job) -> Result<ExitCode> {
             }
             bench_backend(&backend, &label, t, args, &workloads, job, &mut results)?;
             Backend::<f32>::synchronize(&backend)?;
+            let shapes = gemm_choices(&backend);
+            if !args.json && job.primary() && !shapes.is_empty() {
+                eprintln!("{label} {t}T GEMM providers (--gemm {}):", args.gemm);
+                for c in &shapes {
+                    eprintln!("  {c}");
+                }
+            }
+            if !shapes.is_empty() {
+                choices.push(json!({ "backend": label, "threads": t, "shapes": shapes }));
+            }
         }
     }
     if !job.primary() {
@@ -355,7 +441,7 @@ pub fn run(args: &BenchArgs, job: &Job) -> Result<ExitCode> {
         print!("{}", markdown(&results));
     }
     if args.json {
-        println!("{}", json!({ "results": results }));
+        println!("{}", json!({ "results": results, "cpu": cpu, "gemm_choices": choices }));
     } else if !args.markdown {
         print!("{}", markdown(&results));
     }

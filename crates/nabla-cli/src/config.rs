@@ -97,6 +97,7 @@ pub struct TrainingConfig {
     pub dtype: Option<String>,
     pub device: Option<usize>,
     pub tf32: Option<bool>,
+    pub gemm: Option<String>,
     pub early_stopping: Option<EarlyStoppingConfig>,
 }
 
@@ -143,6 +144,7 @@ pub struct Resolved {
     pub backend: String,
     pub threads: Option<usize>,
     pub tf32: bool,
+    pub gemm: nabla::GemmProvider,
     pub f64: bool,
 }
 
@@ -196,10 +198,10 @@ impl Config {
         let loss = m.loss.as_deref().map(|s| parse("--loss", "model.loss", s)).transpose()?;
         let init = parse("--init", "model.init", m.init.as_deref().unwrap_or("auto"))?;
         let dropout = in_unit("--dropout (model.dropout)", m.dropout.unwrap_or(0.0))?;
-        if let Some(layers) = &m.layers {
-            if layers.len() < 2 || layers.contains(&0) {
-                return Err(Error::invalid("--layers (model.layers)", format!("{layers:?}; give ≥ 2 sizes, each ≥ 1")));
-            }
+        if let Some(layers) = &m.layers
+            && (layers.len() < 2 || layers.contains(&0))
+        {
+            return Err(Error::invalid("--layers (model.layers)", format!("{layers:?}; give ≥ 2 sizes, each ≥ 1")));
         }
         let optimizer = self.optimizer_config()?;
         let batch_size = match &t.batch_size {
@@ -305,6 +307,7 @@ impl Config {
             },
             threads: t.threads,
             tf32: t.tf32.unwrap_or(false),
+            gemm: t.gemm.as_deref().map(|g| parse("--gemm", "training.gemm", g)).transpose()?.unwrap_or_default(),
             f64,
         })
     }

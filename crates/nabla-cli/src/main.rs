@@ -7,6 +7,7 @@ mod args;
 mod backends;
 mod bench;
 mod config;
+mod cpu;
 mod evaluate;
 mod gradcheck;
 mod job;

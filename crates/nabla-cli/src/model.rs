@@ -204,9 +204,14 @@ pub fn architecture(r: &Resolved, data: &Dataset) -> Result<Architecture> {
 
 /// Opens the configured backend.
 pub fn backend(r: &Resolved) -> Result<AnyBackend> {
-    AnyBackend::from_name(&r.backend, &BackendOptions { threads: r.threads, tf32: r.tf32 }).map_err(|e| match e {
-        Error::Invalid { what, detail } if what == "backend" => Error::invalid("--backend (training.backend)", detail),
-        other => other,
+    crate::cpu::warn_once_if_narrow(&r.backend);
+    AnyBackend::from_name(&r.backend, &BackendOptions { threads: r.threads, tf32: r.tf32, gemm: r.gemm }).map_err(|e| {
+        match e {
+            Error::Invalid { what, detail } if what == "backend" => {
+                Error::invalid("--backend (training.backend)", detail)
+            }
+            other => other,
+        }
     })
 }
 

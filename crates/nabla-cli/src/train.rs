@@ -166,7 +166,7 @@ where
         }
         if let Some((every, x, y)) = self.inspect
             && every > 0
-            && r.epoch % every == 0
+            && r.epoch.is_multiple_of(every)
         {
             let stats = trainer.net.inspect(x, y, r.lr)?;
             match &self.display {
@@ -178,7 +178,7 @@ where
         }
         if let Some((path, every)) = &self.checkpoint
             && *every > 0
-            && r.epoch % every == 0
+            && r.epoch.is_multiple_of(*every)
         {
             trainer.save_checkpoint(path, &self.metadata)?;
         }

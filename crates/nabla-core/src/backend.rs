@@ -25,6 +25,52 @@ pub enum Trans {
     Yes,
 }
 
+/// Which implementation a CPU backend uses for the GEMMs too large for its small-product kernel
+/// (`--gemm` on the command line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GemmProvider {
+    /// Time both on the first product of each shape (transposes, sizes, whether β = 0, element
+    /// type) and keep the faster for that shape.
+    #[default]
+    Auto,
+    /// OpenBLAS's `cblas_?gemm`.
+    OpenBlas,
+    /// nabla's packed kernels (independent of OpenBLAS's kernel choice).
+    Native,
+}
+
+impl GemmProvider {
+    /// The names `--gemm` accepts, in the order of the variants.
+    pub const NAMES: [&'static str; 3] = ["auto", "openblas", "native"];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmProvider::Auto => Self::NAMES[0],
+            GemmProvider::OpenBlas => Self::NAMES[1],
+            GemmProvider::Native => Self::NAMES[2],
+        }
+    }
+}
+
+impl std::str::FromStr for GemmProvider {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<GemmProvider> {
+        [GemmProvider::Auto, GemmProvider::OpenBlas, GemmProvider::Native]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| crate::Error::invalid("gemm", format!("`{s}`; accepted: {}", Self::NAMES.join(", "))))
+    }
+}
+
+impl std::fmt::Display for GemmProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The shape of `C ← α·op(A)·op(B) + β·C`: `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`.
 /// `A` is stored `m × k` (or `k × m` when transposed), `B` `k × n` (or `n × k`), all row-major.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -60,7 +60,7 @@ pub mod train;
 pub mod update;
 
 pub use activation::Activation;
-pub use backend::{Backend, Dims, Gemm, Trans, with_state_refs};
+pub use backend::{Backend, Dims, Gemm, GemmProvider, Trans, with_state_refs};
 pub use checkpoint::{load_model, save_model};
 pub use element::{DType, Element};
 pub use error::{Error, Result};

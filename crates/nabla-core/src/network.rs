@@ -606,7 +606,7 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
             .params
             .get_mut(i / 2)
             .ok_or_else(|| Error::shape("set_parameter", format!("tensor {i} does not exist")))?;
-        let buf = if i % 2 == 0 { &mut p.weight } else { &mut p.bias };
+        let buf = if i.is_multiple_of(2) { &mut p.weight } else { &mut p.bias };
         check_len("set_parameter", &format!("tensor {i}"), self.backend.len(buf), host.len())?;
         self.backend.write(host, buf)
     }
@@ -698,7 +698,7 @@ fn no_forward(op: &str) -> Error {
 
 /// The number of rows in `len` values of `width` columns, or an error naming `what`.
 fn rows_of(op: &'static str, len: usize, width: usize, what: &str) -> Result<usize> {
-    if len == 0 || len % width != 0 {
+    if len == 0 || !len.is_multiple_of(width) {
         return Err(Error::shape(
             op,
             format!("{len} values are not a whole number (≥ 1) of rows of the network's {width} {what}"),

@@ -1,0 +1,172 @@
+//! Which provider computes each GEMM shape: OpenBLAS or nabla's packed kernels ([`crate::packed`]).
+//!
+//! With [`GemmProvider::Auto`] the first product of a shape (transposes, `m`, `n`, `k`, whether
+//! `β = 0`, element type) is timed on both providers — one untimed run each, then the best of two
+//! runs each, alternating, into a copy of `C` — and the faster is kept for that shape for the
+//! backend's life. The first step of a network therefore pays a few extra products per shape;
+//! every later product is one lookup. The copy of `C` lives in a buffer kept for the next shape
+//! and the table has room for [`SHAPES`] shapes, so a shape first seen later (a last, smaller
+//! batch) allocates nothing unless it is the largest yet. The choice depends on timings, so two runs of the same seed
+//! may pick differently and differ in the last bits; `--gemm openblas` or `--gemm native` fixes
+//! it.
+
+use std::mem::{align_of, size_of};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use nabla_core::backend::{Gemm, GemmProvider};
+use nabla_core::{DType, Element, Result};
+
+/// A shape as the choice sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmKey {
+    /// Transposes and sizes.
+    pub shape: Gemm,
+    /// Whether `β = 0` (C is then not read).
+    pub beta_zero: bool,
+    /// The element type.
+    pub dtype: DType,
+}
+
+/// The provider a shape took, and the timings it was chosen by.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmChoice {
+    /// The shape.
+    pub key: GemmKey,
+    /// [`GemmProvider::OpenBlas`] or [`GemmProvider::Native`].
+    pub provider: GemmProvider,
+    /// Seconds per product on each provider (OpenBLAS, native) when chosen by timing; `None`
+    /// when the provider was forced.
+    pub seconds: Option<(f64, f64)>,
+}
+
+/// A run longer than this is timed once (its warm-up run), not three times.
+const LONG_RUN: f64 = 0.25;
+/// Shapes the table holds without growing (a network has three per layer and β, plus evaluation).
+const SHAPES: usize = 64;
+
+/// The forced provider or the choices made so far.
+#[derive(Debug)]
+pub(crate) struct Chooser {
+    forced: GemmProvider,
+    choices: Mutex<Vec<GemmChoice>>,
+    /// The copy of C the providers are timed on, as 8-byte words (f32 or f64 elements).
+    scratch: Mutex<Vec<u64>>,
+}
+
+impl Chooser {
+    pub(crate) fn new(forced: GemmProvider) -> Chooser {
+        Chooser { forced, choices: Mutex::new(Vec::with_capacity(SHAPES)), scratch: Mutex::new(Vec::new()) }
+    }
+
+    /// The provider setting (`Auto` or a forced one).
+    pub(crate) fn setting(&self) -> GemmProvider {
+        self.forced
+    }
+
+    /// Every shape seen so far, in the order first seen.
+    pub(crate) fn choices(&self) -> Vec<GemmChoice> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<GemmChoice>> {
+        self.choices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The provider for `key`: the recorded one, else the forced one (recorded), else the faster
+    /// of the two on `c`'s shape, found by running `run(provider, scratch)` into a copy of `c`.
+    pub(crate) fn provider<E: Element>(
+        &self,
+        key: GemmKey,
+        c: &[E],
+        mut run: impl FnMut(GemmProvider, &mut [E]) -> Result<()>,
+    ) -> Result<GemmProvider> {
+        if let Some(choice) = self.lock().iter().find(|ch| ch.key == key) {
+            return Ok(choice.provider);
+        }
+        let choice = match self.forced {
+            GemmProvider::Auto => {
+                let len = key.shape.m * key.shape.n;
+                let mut words = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+                let needed = (len * size_of::<E>()).div_ceil(size_of::<u64>());
+                if words.len() < needed {
+                    *words = nabla_core::memory::filled(needed, 0, "a copy of C to time GEMM providers on")?;
+                }
+                const { assert!(align_of::<E>() <= align_of::<u64>()) };
+                // SAFETY: the words hold at least `len` elements of `E` (sized above), aligned for
+                // `E` (asserted), and any bit pattern is a valid float; the lock is held meanwhile.
+                let scratch = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<E>(), len) };
+                scratch.copy_from_slice(&c[..len]);
+                let providers = [GemmProvider::OpenBlas, GemmProvider::Native];
+                let mut best = [f64::INFINITY; 2];
+                for round in 0..3 {
+                    for (best, &provider) in best.iter_mut().zip(&providers) {
+                        let start = Instant::now();
+                        run(provider, scratch)?;
+                        let seconds = start.elapsed().as_secs_f64();
+                        // The warm-up counts only when the runs are too long to repeat.
+                        if round > 0 || seconds > LONG_RUN {
+                            *best = best.min(seconds);
+                        }
+                    }
+                    if best.iter().all(|b| b.is_finite()) && round == 0 {
+                        break;
+                    }
+                }
+                let provider = if best[1] < best[0] { GemmProvider::Native } else { GemmProvider::OpenBlas };
+                GemmChoice { key, provider, seconds: Some((best[0], best[1])) }
+            }
+            forced => GemmChoice { key, provider: forced, seconds: None },
+        };
+        self.lock().push(choice);
+        Ok(choice.provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nabla_core::Trans;
+
+    fn key(m: usize) -> GemmKey {
+        GemmKey { shape: Gemm { ta: Trans::No, tb: Trans::Yes, m, n: 64, k: 64 }, beta_zero: true, dtype: DType::F32 }
+    }
+
+    #[test]
+    fn auto_keeps_the_faster_provider_per_shape_and_times_each_shape_once() {
+        let chooser = Chooser::new(GemmProvider::Auto);
+        let c = vec![0.0_f32; 64 * 64];
+        let mut runs = Vec::new();
+        // Native is slow on shape 1, OpenBLAS on shape 2.
+        let run_on = |slow: GemmProvider| {
+            move |p: GemmProvider, _: &mut [f32]| {
+                if p == slow {
+                    std::thread::sleep(std::time::Duration::from_millis(3));
+                }
+                Ok(())
+            }
+        };
+        assert_eq!(chooser.provider(key(1), &c, run_on(GemmProvider::Native)).unwrap(), GemmProvider::OpenBlas);
+        assert_eq!(chooser.provider(key(2), &c, run_on(GemmProvider::OpenBlas)).unwrap(), GemmProvider::Native);
+        // Recorded: no further runs.
+        let counted = chooser.provider(key(1), &c, |p, _: &mut [f32]| {
+            runs.push(p);
+            Ok(())
+        });
+        assert_eq!(counted.unwrap(), GemmProvider::OpenBlas);
+        assert!(runs.is_empty());
+        let choices = chooser.choices();
+        assert_eq!(choices.len(), 2);
+        let (openblas, native) = choices[0].seconds.unwrap();
+        assert!(native > openblas && native >= 0.003, "{choices:?}");
+    }
+
+    #[test]
+    fn a_forced_provider_is_recorded_without_timing() {
+        let chooser = Chooser::new(GemmProvider::Native);
+        let c = vec![0.0_f64; 64];
+        let got = chooser.provider(key(1), &c, |_, _: &mut [f64]| panic!("a forced provider is not timed")).unwrap();
+        assert_eq!(got, GemmProvider::Native);
+        assert_eq!(chooser.choices()[0].seconds, None);
+    }
+}
