@@ -463,7 +463,9 @@ mod tests {
 
     /// The blocked product against the textbook triple loop (in f64) for every transpose pair,
     /// with sizes that are 1, odd, below and above a tile, a block (`MC`, `NC`, `KC`) and a thread's
-    /// part, β = 0 (an old C of NaN must not matter) and β ≠ 0, on one and two threads.
+    /// part, β = 0 (an old C of NaN must not matter) and β ≠ 0, on one and two threads, with the
+    /// CPU's widest tile (`make test` reruns it with `NABLA_SIMD=avx2` under valgrind and with
+    /// `generic`).
     #[test]
     fn every_shape_matches_the_triple_loop() {
         matches_the_triple_loop::<f64>(1e-12);
@@ -479,9 +481,12 @@ mod tests {
             (12, 32, 7),
             (13, 33, 19),
             (25, 70, 300),
-            (MC + 5, NC + 17, KC + 3),
-            (200, 100, 513),
-            (2 * SPLIT_ROWS + 1, 7, 2000),
+            // Several blocks of rows and of depth; several blocks of columns (kept small: the
+            // test also runs under valgrind).
+            (MC + 5, 40, KC + 3),
+            (13, NC + 17, 20),
+            (100, 50, 2 * KC + 1),
+            (2 * SPLIT_ROWS + 1, 7, 700),
         ];
         let value = |i: usize| E::of(((i * 7919) % 61) as f64 / 30.0 - 1.0);
         for threads in [1, 2] {

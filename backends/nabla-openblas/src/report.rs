@@ -83,12 +83,17 @@ pub fn level_name(level: Level) -> &'static str {
 /// CPU, a VM hiding CPUID bits, or `OPENBLAS_CORETYPE`), with what it costs in peak: `None` when
 /// they match or the core is unknown.
 pub fn narrower_kernels() -> Option<String> {
-    let core = openblas_core();
-    let (theirs, ours) = (core_level(&core)?, level());
+    let coretype = std::env::var("OPENBLAS_CORETYPE").ok();
+    kernel_gap(&openblas_core(), level(), coretype.as_deref(), fma_peak)
+}
+
+/// [`narrower_kernels`] for OpenBLAS core `core` on a CPU whose widest level is `ours`, with
+/// `OPENBLAS_CORETYPE` (if set) and the peak of each level from `peak`.
+fn kernel_gap(core: &str, ours: Level, coretype: Option<&str>, peak: impl Fn(Level) -> f64) -> Option<String> {
+    let theirs = core_level(core)?;
     (theirs < ours).then(|| {
-        let coretype =
-            std::env::var("OPENBLAS_CORETYPE").map(|v| format!(" (OPENBLAS_CORETYPE={v})")).unwrap_or_default();
-        let (low, high) = (fma_peak(theirs), fma_peak(ours));
+        let coretype = coretype.map(|v| format!(" (OPENBLAS_CORETYPE={v})")).unwrap_or_default();
+        let (low, high) = (peak(theirs), peak(ours));
         format!(
             "OpenBLAS runs its {core} kernels{coretype}, {} on a CPU with {}: its GEMMs can reach at most \
              {low:.0} of the {high:.0} GFLOP/s per core the CPU has ({:.0}%); nabla's own GEMM (--gemm auto or \
@@ -197,6 +202,22 @@ mod tests {
         assert_eq!(core_level("COOPERLAKE"), Some(Level::Avx512));
         assert_eq!(core_level("Sandybridge"), Some(Level::Generic));
         assert_eq!(core_level("NeoverseN1"), None);
+    }
+
+    #[test]
+    fn narrower_kernels_are_named_with_their_cost() {
+        let peak = |l: Level| match l {
+            Level::Generic => 10.0,
+            Level::Avx2 => 100.0,
+            Level::Avx512 => 200.0,
+        };
+        let gap = kernel_gap("Haswell", Level::Avx512, Some("Haswell"), peak).unwrap();
+        assert!(gap.contains("Haswell kernels (OPENBLAS_CORETYPE=Haswell), AVX2+FMA on a CPU with AVX-512"), "{gap}");
+        assert!(gap.contains("at most 100 of the 200 GFLOP/s") && gap.contains("(50%)"), "{gap}");
+        assert!(kernel_gap("SkylakeX", Level::Avx512, None, peak).is_none());
+        assert!(kernel_gap("Haswell", Level::Avx2, None, peak).is_none());
+        assert!(kernel_gap("SomeFutureCore", Level::Avx512, None, peak).is_none());
+        assert!(kernel_gap("Sandybridge", Level::Avx2, None, peak).unwrap().contains("baseline"));
     }
 
     #[test]

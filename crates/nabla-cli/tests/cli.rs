@@ -127,6 +127,55 @@ fn backends_lists_what_is_usable() {
     let find = |n: &str| list.iter().find(|b| b["backend"] == n).cloned().unwrap();
     assert_eq!(find("reference")["usable"], true);
     assert_eq!(find("openblas")["usable"], true);
+    // What the CPU backend runs on: the ISA with its measured FMA peak, OpenBLAS's build and core.
+    let cpu = &j["cpu"];
+    assert!(["AVX-512", "AVX2+FMA", "baseline (no AVX2)"].contains(&cpu["isa"].as_str().unwrap()), "{cpu}");
+    assert!(cpu["fma_peak_gflops"].as_f64().unwrap() > 0.5, "{cpu}");
+    assert!(cpu["openblas_config"].as_str().unwrap().contains("OpenBLAS"), "{cpu}");
+    assert!(!cpu["openblas_core"].as_str().unwrap().is_empty(), "{cpu}");
+    let text = nabla(&["backends"]);
+    assert!(stdout(&text).contains("FMA peak") && stdout(&text).contains("OpenBLAS: "), "{}", stdout(&text));
+}
+
+/// `--gemm auto` times both providers on each shape and reports the choice with both times;
+/// a forced provider takes every shape untimed; the CPU report and the FMA-peak fraction are in
+/// the JSON; a bad value is a usage error naming the accepted ones, in bench and train alike.
+#[test]
+fn bench_reports_the_cpu_and_the_gemm_provider_of_each_shape() {
+    let bench = |gemm: &str| {
+        let args = ["bench", "--workloads", "W1", "--threads", "1", "--reps", "1", "--steps-scale", "0.01", "--json"];
+        nabla(&[&args[..], &["--max-seconds", "0.1", "--gemm", gemm]].concat())
+    };
+    let o = bench("auto");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!(j["cpu"]["fma_peak_gflops"].as_f64().unwrap() > 0.5, "{}", j["cpu"]);
+    let r = &j["results"][0];
+    let (fraction, peak) = (r["fma_peak_fraction"].as_f64().unwrap(), r["fma_peak_gflops"].as_f64().unwrap());
+    assert!(fraction > 0.0 && fraction < 1.0, "{r}");
+    assert!((r["gflops"].as_f64().unwrap() / peak - fraction).abs() < 1e-9, "{r}");
+    let shapes = j["gemm_choices"][0]["shapes"].as_array().unwrap();
+    let forward = shapes.iter().find(|s| s["shape"] == "128x512x784-NT").unwrap_or_else(|| panic!("{shapes:?}"));
+    assert!(["openblas", "native"].contains(&forward["provider"].as_str().unwrap()), "{forward}");
+    let (ob, nat) = (forward["openblas_ms"].as_f64().unwrap(), forward["native_ms"].as_f64().unwrap());
+    let faster = if nat < ob { "native" } else { "openblas" };
+    assert_eq!(forward["provider"], faster, "{forward}");
+
+    let o = bench("native");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shapes = last_json(&o)["gemm_choices"][0]["shapes"].as_array().unwrap().clone();
+    assert!(!shapes.is_empty() && shapes.iter().all(|s| s["provider"] == "native" && s["native_ms"].is_null()));
+
+    let o = bench("fastest");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("auto, openblas, native"), "{}", stderr(&o));
+    let o = nabla(&["train", "--dataset", "xor", "--epochs", "1", "--gemm", "fastest"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--gemm") && stderr(&o).contains("auto, openblas, native"), "{}", stderr(&o));
+    // Products large enough for the native GEMM (128 × 256 × 256).
+    let args = ["train", "--dataset", "spirals", "--layers", "2,256,256,3", "--batch-size", "128", "--epochs", "2"];
+    let o = nabla(&[&args[..], &["--gemm", "native", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
