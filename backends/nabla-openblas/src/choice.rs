@@ -3,7 +3,7 @@
 //! With [`GemmProvider::Auto`] the first product of a shape (transposes, `m`, `n`, `k`, whether
 //! `β = 0`, element type) is timed on both providers — one untimed run each, then the best of two
 //! runs each, alternating, into a copy of `C` — and the faster is kept for that shape for the
-//! backend's life. The first step of a network therefore pays a few extra products per shape;
+//! backend's life (native only when at least 5% faster). The first step of a network therefore pays a few extra products per shape;
 //! every later product is one lookup. The copy of `C` lives in a buffer kept for the next shape
 //! and the table has room for [`SHAPES`] shapes, so a shape first seen later (a last, smaller
 //! batch) allocates nothing unless it is the largest yet. The choice depends on timings, so two runs of the same seed
@@ -42,6 +42,10 @@ pub struct GemmChoice {
 
 /// A run longer than this is timed once (its warm-up run), not three times.
 const LONG_RUN: f64 = 0.25;
+/// Native must be this much faster than OpenBLAS to be taken: near a tie the products measured
+/// alone do not tell which wins inside a step (on 2 cores a step that mixes providers loses to
+/// OpenBLAS's own threads, which spin for a while after each call), so OpenBLAS is kept.
+const NATIVE_MARGIN: f64 = 0.95;
 /// Shapes the table holds without growing (a network has three per layer and β, plus evaluation).
 const SHAPES: usize = 64;
 
@@ -113,7 +117,8 @@ impl Chooser {
                         break;
                     }
                 }
-                let provider = if best[1] < best[0] { GemmProvider::Native } else { GemmProvider::OpenBlas };
+                let native = best[1] < NATIVE_MARGIN * best[0];
+                let provider = if native { GemmProvider::Native } else { GemmProvider::OpenBlas };
                 GemmChoice { key, provider, seconds: Some((best[0], best[1])) }
             }
             forced => GemmChoice { key, provider: forced, seconds: None },
