@@ -284,9 +284,17 @@ unsafe fn blocked<V: Vector, const MR: usize, const NV: usize>(p: &Problem<V::E>
                         // SAFETY: strip `ir / MR` of A and `jr / nr` of B were packed above, `kc`
                         // deep; the tile's valid part lies within C.
                         unsafe {
-                            let acc = kernel::<V, MR, NV>(kc, a_block.add(ir * kc), b_block.add(jr * kc));
                             let c = p.c.add((ic + ir) * p.ldc + jc + jr);
                             let (rows, cols) = (MR.min(mc - ir), nr.min(nc - jr));
+                            // C's tile is read and written only after the kernel: ask for its
+                            // lines now, so that they arrive while the kernel runs.
+                            for r in 0..rows {
+                                let row = c.add(r * p.ldc);
+                                for line in (0..cols).step_by(64 / size_of::<V::E>()) {
+                                    V::prefetch(row.add(line));
+                                }
+                            }
+                            let acc = kernel::<V, MR, NV>(kc, a_block.add(ir * kc), b_block.add(jr * kc));
                             if rows == MR && cols == nr {
                                 store::<V, MR, NV>(&acc, c, p.ldc, p.alpha, beta);
                             } else {

@@ -183,6 +183,11 @@ pub(crate) trait Vector {
     unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `a·b` per lane.
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// Asks for the cache line holding `p` to be brought into L1 (a hint: never faults).
+    #[inline(always)]
+    unsafe fn prefetch(p: *const Self::E) {
+        let _ = p;
+    }
 }
 
 /// The baseline "vector": one element, plain multiply and add (no FMA).
@@ -256,6 +261,10 @@ macro_rules! x86_vector {
             #[inline(always)]
             unsafe fn mul(a: Self::V, b: Self::V) -> Self::V {
                 unsafe { std::arch::x86_64::$mul(a, b) }
+            }
+            #[inline(always)]
+            unsafe fn prefetch(p: *const $e) {
+                unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast()) }
             }
         }
     };

@@ -4,14 +4,38 @@
 //!
 //! Why not rayon: a job handed to rayon's pool from a thread outside it goes through an injector
 //! queue that allocates a block every 63 hand-offs, and a training step must not allocate. Here a
-//! hand-off is a mutex, two condition variables and a pointer. The workers sleep between jobs
-//! (no spinning), so they never compete with OpenBLAS's threads for the cores during a GEMM.
+//! hand-off is a mutex, two condition variables and a pointer. After a job, workers (and the caller
+//! waiting for them) spin for [`SPIN`] before they sleep: a step's jobs come tens of microseconds
+//! apart (the GEMMs and passes of one layer after another), and waking a sleeping thread costs
+//! ~14 µs each time; a worker idle for longer sleeps, so it does not keep a core from OpenBLAS's
+//! threads.
 
 use std::any::Any;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker (or a waiting caller) polls before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Polls `ready` for up to [`SPIN`]; whether it became true.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() > SPIN {
+            return ready();
+        }
+    }
+}
 
 /// A borrowed job with its lifetime erased: part `i` of `parts` is `(*f)(i)`. [`Team::run`]
 /// does not return before every part has finished, so the closure outlives every use.
@@ -38,6 +62,10 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// The generation of the last job posted (read by spinning workers without the lock).
+    posted: AtomicU64,
+    /// Worker parts of the current job not finished yet (read by the spinning caller).
+    unfinished: AtomicUsize,
     /// Signals a new job (or stop) to the workers.
     start: Condvar,
     /// Signals the caller that the last worker part finished.
@@ -63,6 +91,8 @@ impl Team {
     pub(crate) fn new(size: usize) -> std::io::Result<Team> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State { generation: 0, job: None, pending: 0, panic: None, stop: false }),
+            posted: AtomicU64::new(0),
+            unfinished: AtomicUsize::new(0),
             start: Condvar::new(),
             done: Condvar::new(),
         });
@@ -94,15 +124,21 @@ impl Team {
         let erased = unsafe {
             std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(f)
         };
-        {
+        let generation = {
             let mut s = lock(&self.shared.state);
             s.job = Some(Job { f: erased, parts });
             s.pending = parts - 1;
             s.generation += 1;
-        }
+            self.shared.unfinished.store(parts - 1, Ordering::Release);
+            s.generation
+        };
+        self.shared.posted.store(generation, Ordering::Release);
         self.shared.start.notify_all();
         // Even if part 0 panics, the workers must finish before `f` goes out of scope.
         let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
+        // Workers decrement `unfinished` after `pending`, under the lock: once it is 0 the loop
+        // below finds `pending` 0 and does not sleep.
+        spin_until(|| self.shared.unfinished.load(Ordering::Acquire) == 0);
         let mut s = lock(&self.shared.state);
         while s.pending > 0 {
             s = self.shared.done.wait(s).unwrap_or_else(PoisonError::into_inner);
@@ -166,6 +202,8 @@ unsafe impl<E: Send> Sync for Base<E> {}
 fn work(shared: &Shared, index: usize) {
     let mut seen = 0;
     loop {
+        // A job posted soon after the last is taken without sleeping.
+        spin_until(|| shared.posted.load(Ordering::Acquire) != seen);
         let job = {
             let mut s = lock(&shared.state);
             while s.generation == seen && !s.stop {
@@ -188,6 +226,7 @@ fn work(shared: &Shared, index: usize) {
         if s.pending == 0 {
             shared.done.notify_one();
         }
+        shared.unfinished.fetch_sub(1, Ordering::Release);
     }
 }
 

@@ -100,6 +100,7 @@ struct Saved<E: AnyElement> {
 /// against the tensors (by `load_model`), a stored scaler must fit the input width and be
 /// finite, and of the stored configuration only the target column and the task are kept.
 fn open<E: AnyElement>(file: StoredFile, path: &Path, backend: &str) -> Result<Saved<E>> {
+    crate::cpu::warn_once_if_narrow(backend);
     let backend = AnyBackend::from_name(backend, &BackendOptions::default())?;
     let (net, file) = network_from::<E, _>(backend, file)?;
     let bad = |detail: String| Error::Format { path: path.display().to_string(), detail };

@@ -152,7 +152,7 @@ fn bench_reports_the_cpu_and_the_gemm_provider_of_each_shape() {
     assert!(j["cpu"]["fma_peak_gflops"].as_f64().unwrap() > 0.5, "{}", j["cpu"]);
     let r = &j["results"][0];
     let (fraction, peak) = (r["fma_peak_fraction"].as_f64().unwrap(), r["fma_peak_gflops"].as_f64().unwrap());
-    assert!(fraction > 0.0 && fraction < 1.0, "{r}");
+    assert!(fraction > 0.0 && fraction.is_finite(), "{r}");
     assert!((r["gflops"].as_f64().unwrap() / peak - fraction).abs() < 1e-9, "{r}");
     let shapes = j["gemm_choices"][0]["shapes"].as_array().unwrap();
     let forward = shapes.iter().find(|s| s["shape"] == "128x512x784-NT").unwrap_or_else(|| panic!("{shapes:?}"));
