@@ -422,7 +422,7 @@ impl AnyBackend {
             AnyBackend::Reference(_) => "plain Rust loops (the test oracle)".into(),
             #[cfg(feature = "openblas")]
             AnyBackend::OpenBlas(o) => {
-                format!("OpenBLAS, {} threads, {:?} kernels", o.threads(), nabla_openblas::level())
+                format!("OpenBLAS, {} threads, {:?} kernels, {}", o.threads(), nabla_openblas::level(), o.gemm_mode())
             }
             #[cfg(feature = "cuda")]
             AnyBackend::Cuda(c) => {

@@ -42,6 +42,11 @@ pub struct OpenBlas {
     spaces: Arc<packed::Workspaces>,
     /// The GEMM provider of each shape.
     chooser: Arc<Chooser>,
+    /// The `--gemm` setting.
+    gemm: GemmProvider,
+    /// Whether OpenBLAS's products are cut over `team` (single-threaded calls) or run on
+    /// OpenBLAS's own threads (see [`OpenBlas::with_gemm`]).
+    blas_on_team: bool,
 }
 
 /// An element-wise pass is cut into one part per thread only when every part gets at least this
@@ -66,25 +71,58 @@ impl OpenBlas {
 
     /// A backend using `threads` threads and `gemm` for the products too large for the small
     /// kernel.
+    ///
+    /// Threads: OpenBLAS's threads spin for a while after each parallel call, on the cores the
+    /// next product needs, so the two providers cannot share a step on several threads (on the
+    /// 2-core development machine a W1 step that mixed them ran 26% slower than either alone).
+    /// Hence: `native`, and `auto` on one thread or where OpenBLAS's kernels are narrower than
+    /// the CPU's registers, run every product on the backend's own threads (OpenBLAS's as one
+    /// single-threaded call per block of C) and `auto` times the two per shape; `openblas`, and
+    /// `auto` on several threads with OpenBLAS's kernels as wide as the CPU's, leave every
+    /// product to OpenBLAS on its own threads, whose shared packing wins there (W1: 77k
+    /// against 70k samples/s at 2 threads).
     pub fn with_gemm(threads: Option<usize>, gemm: GemmProvider) -> Result<OpenBlas> {
         let threads = match threads {
             Some(0) => return Err(Error::invalid("threads", "0; give at least 1")),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let n = std::ffi::c_int::try_from(threads)
+        let blas_on_team = match gemm {
+            GemmProvider::OpenBlas => false,
+            GemmProvider::Auto => threads == 1 || !report::openblas_is_full_width(),
+            _ => true,
+        };
+        // The provider every shape takes when there is nothing to choose.
+        let effective = if gemm == GemmProvider::Auto && !blas_on_team { GemmProvider::OpenBlas } else { gemm };
+        let blas_threads = if blas_on_team { 1 } else { threads };
+        let n = std::ffi::c_int::try_from(blas_threads)
             .map_err(|_| Error::invalid("threads", format!("{threads} is too many")))?;
         // SAFETY: plain setter of OpenBLAS's global thread count; any positive value is valid.
         unsafe { openblas_set_num_threads(n) };
         let team = Team::new(threads)
             .map_err(|e| Error::backend("openblas", format!("cannot start {threads} element-wise threads: {e}")))?;
         let spaces = Arc::new(packed::Workspaces::new(threads));
-        Ok(OpenBlas { threads, team: Arc::new(team), spaces, chooser: Arc::new(Chooser::new(gemm)) })
+        let chooser = Arc::new(Chooser::new(effective));
+        Ok(OpenBlas { threads, team: Arc::new(team), spaces, chooser, gemm, blas_on_team })
     }
 
     /// The GEMM provider setting (`Auto`, or the one forced).
     pub fn gemm_provider(&self) -> GemmProvider {
-        self.chooser.setting()
+        self.gemm
+    }
+
+    /// How the large GEMMs run, in words (for `nabla backends` and `nabla bench`).
+    pub fn gemm_mode(&self) -> String {
+        let threads = if self.blas_on_team { "on nabla's threads" } else { "on OpenBLAS's own threads" };
+        match (self.gemm, self.chooser.setting()) {
+            (GemmProvider::Auto, GemmProvider::Auto) => format!("GEMM auto: the faster per shape, {threads}"),
+            (GemmProvider::Auto, _) => {
+                format!(
+                    "GEMM auto: OpenBLAS {threads} (its kernels are as wide as the CPU's; on several threads they win)"
+                )
+            }
+            (forced, _) => format!("GEMM {forced}, {threads}"),
+        }
     }
 
     /// The provider each GEMM shape has taken so far (products that took the small kernel are
@@ -107,6 +145,10 @@ impl OpenBlas {
     ) -> Result<()> {
         if provider == GemmProvider::Native {
             return packed::gemm(&self.team, &self.spaces, s, alpha, a, b, beta, c);
+        }
+        if self.blas_on_team && s.m > 0 && s.n > 0 && s.k > 0 {
+            packed::blas(&self.team, s, alpha, a, b, beta, c);
+            return Ok(());
         }
         let a = view(a, s.a_dims(), s.ta)?;
         let b = view(b, s.b_dims(), s.tb)?;
@@ -288,6 +330,19 @@ impl<E: Element> Backend<E> for OpenBlas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_times_providers_on_one_thread_or_under_narrow_openblas_kernels() {
+        let one = OpenBlas::with_gemm(Some(1), GemmProvider::Auto).unwrap();
+        assert!(one.gemm_mode().contains("the faster per shape, on nabla's threads"), "{}", one.gemm_mode());
+        let two = OpenBlas::with_gemm(Some(2), GemmProvider::Auto).unwrap();
+        let timed = two.gemm_mode().contains("the faster per shape");
+        assert_eq!(timed, !report::openblas_is_full_width(), "{}", two.gemm_mode());
+        let forced = OpenBlas::with_gemm(Some(2), GemmProvider::OpenBlas).unwrap();
+        assert_eq!(forced.gemm_mode(), "GEMM openblas, on OpenBLAS's own threads");
+        let native = OpenBlas::with_gemm(Some(2), GemmProvider::Native).unwrap();
+        assert_eq!(native.gemm_mode(), "GEMM native, on nabla's threads");
+    }
 
     #[test]
     fn empty_matrices_are_no_ops() {

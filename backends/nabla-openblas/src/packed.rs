@@ -179,7 +179,7 @@ pub(crate) fn gemm<E: Element>(
     beta: E,
     c: &mut [E],
 ) -> Result<()> {
-    let Gemm { ta, tb, m, n, k } = s;
+    let Gemm { m, n, k, .. } = s;
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "packed::gemm: operands shorter than {s:?}");
     if m == 0 || n == 0 {
         return Ok(());
@@ -191,6 +191,65 @@ pub(crate) fn gemm<E: Element>(
         }
         return Ok(());
     }
+    for space in &spaces.0[..parts(team, s).min(spaces.0.len())] {
+        space.lock().unwrap_or_else(PoisonError::into_inner).reserve::<E>()?;
+    }
+    on_team(team, s, alpha, a, b, beta, c, &|i, part| {
+        let mut space = spaces.0[i].lock().unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: `part` lies within the caller's slices (lengths asserted above, parts are
+        // sub-blocks), parts write disjoint blocks of C, and the workspace was reserved for `E`.
+        unsafe { dispatch(part, &mut space) };
+    });
+    Ok(())
+}
+
+/// `C ← α·op(A)·op(B) + β·C` through OpenBLAS, one call per part of C, cut over the team like
+/// [`gemm`] (OpenBLAS itself set to one thread): with both providers on the team's threads, no
+/// OpenBLAS thread spins, after its call, on a core the team's next product needs. Sizes as for
+/// [`gemm`], with `m`, `n`, `k` ≥ 1.
+pub(crate) fn blas<E: Element>(team: &Team, s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
+    use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+    let Gemm { m, n, k, .. } = s;
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "packed::blas: operands shorter than {s:?}");
+    on_team(team, s, alpha, a, b, beta, c, &|_, p| {
+        // SAFETY: the part's operands lie within the caller's slices with these strides, and
+        // parts write disjoint blocks of C.
+        let (a, b, mut c) = unsafe {
+            (
+                ArrayView2::from_shape_ptr((p.m, p.k).strides((p.a.rs, p.a.cs)), p.a.ptr),
+                ArrayView2::from_shape_ptr((p.k, p.n).strides((p.b.rs, p.b.cs)), p.b.ptr),
+                ArrayViewMut2::from_shape_ptr((p.m, p.n).strides((p.ldc, 1)), p.c),
+            )
+        };
+        ndarray::linalg::general_mat_mul(p.alpha, &a, &b, p.beta, &mut c);
+    });
+}
+
+/// The threads a product is cut over: one per [`MIN_PART_WORK`] multiply-adds, at most one per
+/// team member and per block of C.
+fn parts(team: &Team, s: Gemm) -> usize {
+    let Gemm { m, n, k, .. } = s;
+    let blocks = if n >= m { n.div_ceil(SPLIT_COLS) } else { m.div_ceil(SPLIT_ROWS) };
+    let work = m.saturating_mul(n).saturating_mul(k.max(1));
+    (work / MIN_PART_WORK).clamp(1, team.size().min(blocks))
+}
+
+/// Runs `f(i, part)` for each part `i` of the product on the team: blocks of columns of C when it
+/// is at least as wide as tall, else blocks of rows (each thread packs all of the operand that is
+/// not cut, so the copy every thread repeats is the smaller one). Operands as for [`gemm`], with
+/// `m`, `n`, `k` ≥ 1.
+#[allow(clippy::too_many_arguments)]
+fn on_team<E: Element>(
+    team: &Team,
+    s: Gemm,
+    alpha: E,
+    a: &[E],
+    b: &[E],
+    beta: E,
+    c: &mut [E],
+    f: &(dyn Fn(usize, &Problem<E>) + Sync),
+) {
+    let Gemm { ta, tb, m, n, k } = s;
     let a = match ta {
         Trans::No => Strided { ptr: a.as_ptr(), rs: k, cs: 1 },
         Trans::Yes => Strided { ptr: a.as_ptr(), rs: 1, cs: m },
@@ -200,24 +259,12 @@ pub(crate) fn gemm<E: Element>(
         Trans::Yes => Strided { ptr: b.as_ptr(), rs: 1, cs: k },
     };
     let problem = Problem { m, n, k, a, b, c: c.as_mut_ptr(), ldc: n, alpha, beta };
-    // Cut the longer side of C: each thread packs all of the other operand, so the copy that
-    // every thread repeats is the smaller one.
-    let by_cols = n >= m;
-    let blocks = if by_cols { n.div_ceil(SPLIT_COLS) } else { m.div_ceil(SPLIT_ROWS) };
-    let work = m.saturating_mul(n).saturating_mul(k.max(1));
-    let parts = (work / MIN_PART_WORK).clamp(1, team.size().min(spaces.0.len()).min(blocks));
-    for space in &spaces.0[..parts] {
-        space.lock().unwrap_or_else(PoisonError::into_inner).reserve::<E>()?;
-    }
+    let (parts, by_cols) = (parts(team, s), n >= m);
     team.run(parts, &|i| {
         if let Some(part) = problem.part(i, parts, by_cols) {
-            let mut space = spaces.0[i].lock().unwrap_or_else(PoisonError::into_inner);
-            // SAFETY: `part` lies within the caller's slices (lengths asserted above, parts are
-            // sub-blocks), parts write disjoint blocks of C, and the workspace was reserved for `E`.
-            unsafe { dispatch(&part, &mut space) };
+            f(i, &part);
         }
     });
-    Ok(())
 }
 
 /// Runs [`blocked`] with the tile of the best instruction set the CPU has.
@@ -518,10 +565,15 @@ mod tests {
                                     -0.7 * dot + if beta == 0.0 { 0.0 } else { beta * c[ij].f64() }
                                 })
                                 .collect();
+                            // Both providers on the team: the packed kernels and OpenBLAS by blocks.
+                            let mut by_blas = c.clone();
                             gemm(&team, &spaces, s, E::of(-0.7), &a, &b, E::of(beta), &mut c).unwrap();
-                            for (ij, (got, want)) in c.iter().zip(&want).enumerate() {
+                            blas(&team, s, E::of(-0.7), &a, &b, E::of(beta), &mut by_blas);
+                            for (ij, ((got, blas), want)) in c.iter().zip(&by_blas).zip(&want).enumerate() {
                                 let err = (got.f64() - want).abs() / want.abs().max(1.0);
                                 assert!(err < tolerance, "{s:?} β {beta} {threads}T at {ij}: {got} vs {want}");
+                                let err = (blas.f64() - want).abs() / want.abs().max(1.0);
+                                assert!(err < tolerance, "blas {s:?} β {beta} {threads}T at {ij}: {blas} vs {want}");
                             }
                         }
                     }

@@ -79,6 +79,12 @@ pub fn level_name(level: Level) -> &'static str {
     }
 }
 
+/// Whether OpenBLAS's kernels are known to be as wide as the CPU's vector registers (its core
+/// is named and at least the CPU's level).
+pub fn openblas_is_full_width() -> bool {
+    core_level(&openblas_core()).is_some_and(|theirs| theirs >= level())
+}
+
 /// A warning when OpenBLAS runs kernels narrower than the CPU offers (an old OpenBLAS on a new
 /// CPU, a VM hiding CPUID bits, or `OPENBLAS_CORETYPE`), with what it costs in peak: `None` when
 /// they match or the core is unknown.
