@@ -1,14 +1,16 @@
 //! Which provider computes each GEMM shape: OpenBLAS or nabla's packed kernels ([`crate::packed`]).
 //!
 //! With [`GemmProvider::Auto`] the first product of a shape (transposes, `m`, `n`, `k`, whether
-//! `β = 0`, element type) is timed on both providers — one untimed run each, then the best of two
-//! runs each, alternating, into a copy of `C` — and the faster is kept for that shape for the
-//! backend's life (native only when at least 5% faster). The first step of a network therefore pays a few extra products per shape;
+//! `β = 0`, element type, thread count) is timed on both providers — one untimed run each, then
+//! the best of two runs each, alternating, into a copy of `C` — and the faster is kept for that
+//! shape (native only when at least 5% faster) for the life of the process: every auto backend
+//! of the process takes the same provider for the same shape, so two runs of one seed in one
+//! process agree bit for bit. The first step of a network pays a few extra products per shape;
 //! every later product is one lookup. The copy of `C` lives in a buffer kept for the next shape
-//! and the table has room for [`SHAPES`] shapes, so a shape first seen later (a last, smaller
-//! batch) allocates nothing unless it is the largest yet. The choice depends on timings, so two runs of the same seed
-//! may pick differently and differ in the last bits; `--gemm openblas` or `--gemm native` fixes
-//! it.
+//! and the tables have room for [`SHAPES`] shapes, so a shape first seen later (a last, smaller
+//! batch) allocates nothing unless it is the largest yet. Two processes may choose differently
+//! (the timings differ) and then differ in the last bits; `--gemm openblas` or `--gemm native`
+//! makes runs repeatable across processes.
 
 use std::mem::{align_of, size_of};
 use std::sync::{Mutex, PoisonError};
@@ -26,6 +28,8 @@ pub struct GemmKey {
     pub beta_zero: bool,
     /// The element type.
     pub dtype: DType,
+    /// The backend's threads (the products are timed on them).
+    pub threads: usize,
 }
 
 /// The provider a shape took, and the timings it was chosen by.
@@ -49,6 +53,13 @@ const NATIVE_MARGIN: f64 = 0.95;
 /// Shapes the table holds without growing (a network has three per layer and β, plus evaluation).
 const SHAPES: usize = 64;
 
+/// The shapes every auto backend of the process has timed, and what they chose.
+static TIMED: Mutex<Vec<GemmChoice>> = Mutex::new(Vec::new());
+
+fn lock(table: &Mutex<Vec<GemmChoice>>) -> std::sync::MutexGuard<'_, Vec<GemmChoice>> {
+    table.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The forced provider or the choices made so far.
 #[derive(Debug)]
 pub(crate) struct Chooser {
@@ -60,6 +71,12 @@ pub(crate) struct Chooser {
 
 impl Chooser {
     pub(crate) fn new(forced: GemmProvider) -> Chooser {
+        if forced == GemmProvider::Auto {
+            let mut timed = lock(&TIMED);
+            if timed.capacity() == 0 {
+                timed.reserve(SHAPES);
+            }
+        }
         Chooser { forced, choices: Mutex::new(Vec::with_capacity(SHAPES)), scratch: Mutex::new(Vec::new()) }
     }
 
@@ -68,13 +85,9 @@ impl Chooser {
         self.forced
     }
 
-    /// Every shape seen so far, in the order first seen.
+    /// Every shape this backend has seen so far, in the order first seen.
     pub(crate) fn choices(&self) -> Vec<GemmChoice> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<GemmChoice>> {
-        self.choices.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.choices).clone()
     }
 
     /// The provider for `key`: the recorded one, else the forced one (recorded), else the faster
@@ -85,11 +98,13 @@ impl Chooser {
         c: &[E],
         mut run: impl FnMut(GemmProvider, &mut [E]) -> Result<()>,
     ) -> Result<GemmProvider> {
-        if let Some(choice) = self.lock().iter().find(|ch| ch.key == key) {
+        if let Some(choice) = lock(&self.choices).iter().find(|ch| ch.key == key) {
             return Ok(choice.provider);
         }
-        let choice = match self.forced {
-            GemmProvider::Auto => {
+        let timed = (self.forced == GemmProvider::Auto).then(|| lock(&TIMED).iter().find(|ch| ch.key == key).copied());
+        let choice = match (self.forced, timed.flatten()) {
+            (_, Some(choice)) => choice,
+            (GemmProvider::Auto, None) => {
                 let len = key.shape.m * key.shape.n;
                 let mut words = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
                 let needed = (len * size_of::<E>()).div_ceil(size_of::<u64>());
@@ -119,11 +134,13 @@ impl Chooser {
                 }
                 let native = best[1] < NATIVE_MARGIN * best[0];
                 let provider = if native { GemmProvider::Native } else { GemmProvider::OpenBlas };
-                GemmChoice { key, provider, seconds: Some((best[0], best[1])) }
+                let choice = GemmChoice { key, provider, seconds: Some((best[0], best[1])) };
+                lock(&TIMED).push(choice);
+                choice
             }
-            forced => GemmChoice { key, provider: forced, seconds: None },
+            (forced, None) => GemmChoice { key, provider: forced, seconds: None },
         };
-        self.lock().push(choice);
+        lock(&self.choices).push(choice);
         Ok(choice.provider)
     }
 }
@@ -133,8 +150,10 @@ mod tests {
     use super::*;
     use nabla_core::Trans;
 
+    /// A key no backend of the test process uses (its thread count).
     fn key(m: usize) -> GemmKey {
-        GemmKey { shape: Gemm { ta: Trans::No, tb: Trans::Yes, m, n: 64, k: 64 }, beta_zero: true, dtype: DType::F32 }
+        let shape = Gemm { ta: Trans::No, tb: Trans::Yes, m, n: 64, k: 64 };
+        GemmKey { shape, beta_zero: true, dtype: DType::F32, threads: 1001 }
     }
 
     #[test]
@@ -164,6 +183,11 @@ mod tests {
         assert_eq!(choices.len(), 2);
         let (openblas, native) = choices[0].seconds.unwrap();
         assert!(native > openblas && native >= 0.003, "{choices:?}");
+        // Another auto backend of the process takes the recorded choices, untimed.
+        let other = Chooser::new(GemmProvider::Auto);
+        let untimed = |_: GemmProvider, _: &mut [f32]| panic!("a shape the process has timed is not timed again");
+        assert_eq!(other.provider(key(2), &c, untimed).unwrap(), GemmProvider::Native);
+        assert_eq!(other.choices(), [choices[1]]);
     }
 
     #[test]

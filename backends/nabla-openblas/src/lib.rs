@@ -219,7 +219,7 @@ impl<E: Element> Backend<E> for OpenBlas {
             small::gemm(s, alpha, a, b, beta, c);
             return Ok(());
         }
-        let key = GemmKey { shape: s, beta_zero: beta == E::zero(), dtype: E::DTYPE };
+        let key = GemmKey { shape: s, beta_zero: beta == E::zero(), dtype: E::DTYPE, threads: self.threads };
         let provider = self
             .chooser
             .provider(key, c, |provider, scratch| self.large_gemm(provider, s, alpha, a, b, beta, scratch))?;
