@@ -1,8 +1,9 @@
 //! Which provider computes each GEMM shape: OpenBLAS or nabla's packed kernels ([`crate::packed`]).
 //!
 //! With [`GemmProvider::Auto`] the first product of a shape (transposes, `m`, `n`, `k`, whether
-//! `β = 0`, element type, thread count) is timed on both providers — one untimed run each, then
-//! the best of two runs each, alternating, into a copy of `C` — and the faster is kept for that
+//! `β = 0`, element type, thread count) is timed on both providers — one warm-up run each, then
+//! the best of two runs each, alternating, into a copy of `C` (the warm-up runs alone when one
+//! took longer than [`LONG_RUN`]) — and the faster is kept for that
 //! shape (native only when at least 5% faster) for the life of the process: every auto backend
 //! of the process takes the same provider for the same shape, so two runs of one seed in one
 //! process agree bit for bit. The first step of a network pays a few extra products per shape;
@@ -44,7 +45,7 @@ pub struct GemmChoice {
     pub seconds: Option<(f64, f64)>,
 }
 
-/// A run longer than this is timed once (its warm-up run), not three times.
+/// When either warm-up run takes longer than this, the warm-up runs decide (no more runs).
 const LONG_RUN: f64 = 0.25;
 /// Native must be this much faster than OpenBLAS to be taken: near a tie the products measured
 /// alone do not tell which wins inside a step (on 2 cores a step that mixes providers loses to
@@ -55,6 +56,8 @@ const SHAPES: usize = 64;
 
 /// The shapes every auto backend of the process has timed, and what they chose.
 static TIMED: Mutex<Vec<GemmChoice>> = Mutex::new(Vec::new());
+/// Held while a shape is timed.
+static TIMING: Mutex<()> = Mutex::new(());
 
 fn lock(table: &Mutex<Vec<GemmChoice>>) -> std::sync::MutexGuard<'_, Vec<GemmChoice>> {
     table.lock().unwrap_or_else(PoisonError::into_inner)
@@ -96,52 +99,72 @@ impl Chooser {
         &self,
         key: GemmKey,
         c: &[E],
-        mut run: impl FnMut(GemmProvider, &mut [E]) -> Result<()>,
+        run: impl FnMut(GemmProvider, &mut [E]) -> Result<()>,
     ) -> Result<GemmProvider> {
         if let Some(choice) = lock(&self.choices).iter().find(|ch| ch.key == key) {
             return Ok(choice.provider);
         }
-        let timed = (self.forced == GemmProvider::Auto).then(|| lock(&TIMED).iter().find(|ch| ch.key == key).copied());
-        let choice = match (self.forced, timed.flatten()) {
-            (_, Some(choice)) => choice,
-            (GemmProvider::Auto, None) => {
-                let len = key.shape.m * key.shape.n;
-                let mut words = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-                let needed = (len * size_of::<E>()).div_ceil(size_of::<u64>());
-                if words.len() < needed {
-                    *words = nabla_core::memory::filled(needed, 0, "a copy of C to time GEMM providers on")?;
-                }
-                const { assert!(align_of::<E>() <= align_of::<u64>()) };
-                // SAFETY: the words hold at least `len` elements of `E` (sized above), aligned for
-                // `E` (asserted), and any bit pattern is a valid float; the lock is held meanwhile.
-                let scratch = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<E>(), len) };
-                scratch.copy_from_slice(&c[..len]);
-                let providers = [GemmProvider::OpenBlas, GemmProvider::Native];
-                let mut best = [f64::INFINITY; 2];
-                for round in 0..3 {
-                    for (best, &provider) in best.iter_mut().zip(&providers) {
-                        let start = Instant::now();
-                        run(provider, scratch)?;
-                        let seconds = start.elapsed().as_secs_f64();
-                        // The warm-up counts only when the runs are too long to repeat.
-                        if round > 0 || seconds > LONG_RUN {
-                            *best = best.min(seconds);
-                        }
-                    }
-                    if best.iter().all(|b| b.is_finite()) && round == 0 {
-                        break;
+        let choice = match self.forced {
+            GemmProvider::Auto => {
+                // One shape timed at a time in the process; a thread that waited here finds the
+                // choice another one made.
+                let _one_at_a_time = TIMING.lock().unwrap_or_else(PoisonError::into_inner);
+                let timed = lock(&TIMED).iter().find(|ch| ch.key == key).copied();
+                match timed {
+                    Some(choice) => choice,
+                    None => {
+                        let choice = self.time_both(key, c, run)?;
+                        lock(&TIMED).push(choice);
+                        choice
                     }
                 }
-                let native = best[1] < NATIVE_MARGIN * best[0];
-                let provider = if native { GemmProvider::Native } else { GemmProvider::OpenBlas };
-                let choice = GemmChoice { key, provider, seconds: Some((best[0], best[1])) };
-                lock(&TIMED).push(choice);
-                choice
             }
-            (forced, None) => GemmChoice { key, provider: forced, seconds: None },
+            forced => GemmChoice { key, provider: forced, seconds: None },
         };
-        lock(&self.choices).push(choice);
+        let mut mine = lock(&self.choices);
+        if !mine.iter().any(|ch| ch.key == key) {
+            mine.push(choice);
+        }
         Ok(choice.provider)
+    }
+
+    /// Times both providers on `key`'s shape into a copy of `c` and chooses.
+    fn time_both<E: Element>(
+        &self,
+        key: GemmKey,
+        c: &[E],
+        mut run: impl FnMut(GemmProvider, &mut [E]) -> Result<()>,
+    ) -> Result<GemmChoice> {
+        let len = key.shape.m * key.shape.n;
+        let mut words = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let needed = (len * size_of::<E>()).div_ceil(size_of::<u64>());
+        if words.len() < needed {
+            *words = nabla_core::memory::filled(needed, 0, "a copy of C to time GEMM providers on")?;
+        }
+        const { assert!(align_of::<E>() <= align_of::<u64>()) };
+        // SAFETY: the words hold at least `len` elements of `E` (sized above), aligned for `E`
+        // (asserted), and any bit pattern is a valid float; the lock is held meanwhile.
+        let scratch = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<E>(), len) };
+        scratch.copy_from_slice(&c[..len]);
+        let providers = [GemmProvider::OpenBlas, GemmProvider::Native];
+        let mut time = |provider| -> Result<f64> {
+            let start = Instant::now();
+            run(provider, scratch)?;
+            Ok(start.elapsed().as_secs_f64())
+        };
+        // The warm-up runs; repeated (best of two more each, alternating) unless one was long.
+        let mut best = [time(providers[0])?, time(providers[1])?];
+        if best.iter().all(|&t| t <= LONG_RUN) {
+            best = [f64::INFINITY; 2];
+            for _ in 0..2 {
+                for (best, &provider) in best.iter_mut().zip(&providers) {
+                    *best = best.min(time(provider)?);
+                }
+            }
+        }
+        let native = best[1] < NATIVE_MARGIN * best[0];
+        let provider = if native { GemmProvider::Native } else { GemmProvider::OpenBlas };
+        Ok(GemmChoice { key, provider, seconds: Some((best[0], best[1])) })
     }
 }
 

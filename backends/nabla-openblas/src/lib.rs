@@ -89,7 +89,9 @@ impl OpenBlas {
         };
         let blas_on_team = match gemm {
             GemmProvider::OpenBlas => false,
-            GemmProvider::Auto => threads == 1 || !report::openblas_is_full_width(),
+            GemmProvider::Auto => {
+                threads == 1 || (!report::openblas_is_full_width() && report::openblas_takes_concurrent_calls())
+            }
             _ => true,
         };
         // The provider every shape takes when there is nothing to choose.
@@ -159,7 +161,7 @@ impl OpenBlas {
         Ok(())
     }
 
-    /// The number of BLAS threads.
+    /// The number of threads.
     pub fn threads(&self) -> usize {
         self.threads
     }
@@ -218,6 +220,10 @@ impl<E: Element> Backend<E> for OpenBlas {
         if small::fits(&s) {
             small::gemm(s, alpha, a, b, beta, c);
             return Ok(());
+        }
+        if s.m == 0 || s.n == 0 || s.k == 0 {
+            // Nothing to multiply: no choice to make (C ← β·C, by BLAS's conventions).
+            return self.large_gemm(GemmProvider::OpenBlas, s, alpha, a, b, beta, c);
         }
         let key = GemmKey { shape: s, beta_zero: beta == E::zero(), dtype: E::DTYPE, threads: self.threads };
         let provider = self

@@ -184,8 +184,8 @@ pub(crate) fn gemm<E: Element>(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    if k == 0 {
-        // No product terms: C ← β·C (C is not read when β = 0).
+    if k == 0 || alpha == E::zero() {
+        // No product terms (or none that count, as BLAS has it): C ← β·C, not read when β = 0.
         for c in &mut c[..m * n] {
             *c = if beta == E::zero() { E::zero() } else { beta * *c };
         }
@@ -204,9 +204,11 @@ pub(crate) fn gemm<E: Element>(
 }
 
 /// `C ← α·op(A)·op(B) + β·C` through OpenBLAS, one call per part of C, cut over the team like
-/// [`gemm`] (OpenBLAS itself set to one thread): with both providers on the team's threads, no
-/// OpenBLAS thread spins, after its call, on a core the team's next product needs. Sizes as for
-/// [`gemm`], with `m`, `n`, `k` ≥ 1.
+/// [`gemm`]: with both providers on the team's threads, no OpenBLAS thread spins, after its call,
+/// on a core the team's next product needs. The backend sets OpenBLAS to one thread for this
+/// (OpenBLAS's count is process-wide: a backend created later may raise it, which costs speed,
+/// not correctness), and uses it only with an OpenBLAS that takes concurrent calls (≥ 0.3.7).
+/// Sizes as for [`gemm`], with `m`, `n`, `k` ≥ 1.
 pub(crate) fn blas<E: Element>(team: &Team, s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
     use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
     let Gemm { m, n, k, .. } = s;
@@ -409,12 +411,11 @@ unsafe fn store<V: Vector, const MR: usize, const NV: usize>(
     }
 }
 
-/// [`store`] for the valid `rows × cols` corner of an edge tile (out of line: rare, and inlined it
-/// would crowd the hot loop).
+/// [`store`] for the valid `rows × cols` corner of an edge tile (out of line: inlined it would
+/// crowd the hot loop). Needs no instruction set: the registers are copied out as memory.
 ///
 /// # Safety
-/// The `rows × cols` corner at `c` must be writable; the CPU must have `V`'s instruction set.
-#[cold]
+/// The `rows × cols` corner at `c` must be writable.
 #[inline(never)]
 unsafe fn store_edge<V: Vector, const MR: usize, const NV: usize>(
     acc: &[[V::V; NV]; MR],
@@ -426,13 +427,12 @@ unsafe fn store_edge<V: Vector, const MR: usize, const NV: usize>(
 ) {
     let nr = NV * V::LANES;
     let mut tile = [V::E::of(0.0); MAX_TILE];
-    // SAFETY: `MR·nr ≤ MAX_TILE` (asserted in `blocked`), and the corner is the caller's.
+    const { assert!(size_of::<V::V>() == V::LANES * size_of::<V::E>()) };
+    // SAFETY: the accumulators are `MR·NV` registers of `LANES` elements each, laid out one after
+    // the other (asserted: no padding), so `MR·nr ≤ MAX_TILE` elements (asserted in `blocked`);
+    // the corner is the caller's.
     unsafe {
-        for (r, acc) in acc.iter().enumerate() {
-            for (v, &acc) in acc.iter().enumerate() {
-                V::store(tile.as_mut_ptr().add(r * nr + v * V::LANES), acc);
-            }
-        }
+        std::ptr::copy_nonoverlapping(acc.as_ptr().cast::<V::E>(), tile.as_mut_ptr(), MR * nr);
         for r in 0..rows {
             for j in 0..cols {
                 let (c, sum) = (c.add(r * ldc + j), tile[r * nr + j]);

@@ -79,10 +79,27 @@ pub fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// Whether OpenBLAS's kernels are known to be as wide as the CPU's vector registers (its core
-/// is named and at least the CPU's level).
+/// Whether OpenBLAS's kernels are as wide as the CPU's vector registers, as far as is known: an
+/// unknown core counts as full width (as for [`narrower_kernels`]).
 pub fn openblas_is_full_width() -> bool {
-    core_level(&openblas_core()).is_some_and(|theirs| theirs >= level())
+    core_level(&openblas_core()).is_none_or(|theirs| theirs >= level())
+}
+
+/// OpenBLAS's version from its configuration string (`OpenBLAS 0.3.21 …`).
+pub fn openblas_version() -> Option<(u32, u32, u32)> {
+    version_in(&openblas_config())
+}
+
+/// The `x.y.z` after `OpenBLAS ` in `config`.
+fn version_in(config: &str) -> Option<(u32, u32, u32)> {
+    let v = config.strip_prefix("OpenBLAS ")?.split_whitespace().next()?;
+    let mut parts = v.split('.').map(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+}
+
+/// Whether this OpenBLAS may be called from several threads at once (0.3.7 made it safe).
+pub fn openblas_takes_concurrent_calls() -> bool {
+    openblas_version().is_some_and(|v| v >= (0, 3, 7))
 }
 
 /// A warning when OpenBLAS runs kernels narrower than the CPU offers (an old OpenBLAS on a new
@@ -231,6 +248,15 @@ mod tests {
         assert!(kernel_gap("Haswell", Level::Avx2, None, peak).is_none());
         assert!(kernel_gap("SomeFutureCore", Level::Avx512, None, peak).is_none());
         assert!(kernel_gap("Sandybridge", Level::Avx2, None, peak).unwrap().contains("baseline"));
+    }
+
+    #[test]
+    fn versions_are_read_from_the_configuration() {
+        assert_eq!(version_in("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH SkylakeX"), Some((0, 3, 21)));
+        assert_eq!(version_in("OpenBLAS 0.3.30.dev DYNAMIC_ARCH"), Some((0, 3, 30)));
+        assert_eq!(version_in("OpenBLAS 0.2 Haswell"), Some((0, 2, 0)));
+        assert_eq!(version_in("GotoBLAS 1.13"), None);
+        assert!(version_in("OpenBLAS 0.3.6 Haswell").unwrap() < (0, 3, 7));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! hand-off is a mutex, two condition variables and a pointer. After a job, workers (and the caller
 //! waiting for them) spin for [`SPIN`] before they sleep: a step's jobs come tens of microseconds
 //! apart (the GEMMs and passes of one layer after another), and waking a sleeping thread costs
-//! ~14 µs each time; a worker idle for longer sleeps, so it does not keep a core from OpenBLAS's
-//! threads.
+//! ~14 µs each time; a worker idle for longer sleeps. (Where OpenBLAS keeps its own threads, a
+//! worker spinning after an element-wise pass may hold a core from them for those 50 µs.)
 
 use std::any::Any;
 use std::ops::Range;
