@@ -9,6 +9,8 @@ extern crate openblas_src;
 
 pub mod choice;
 mod kernels;
+#[cfg(test)]
+mod oracle;
 mod packed;
 pub mod report;
 mod simd;

@@ -110,6 +110,11 @@ impl<E> Strided<E> {
     fn at(self, i: usize, j: usize) -> Strided<E> {
         Strided { ptr: self.ptr.wrapping_add(i * self.rs + j * self.cs), ..self }
     }
+
+    /// The transpose: element `(j, i)` is this one's `(i, j)`.
+    fn transposed(self) -> Strided<E> {
+        Strided { rs: self.cs, cs: self.rs, ..self }
+    }
 }
 
 /// A product with its operands as raw pointers, valid for the `m × k`, `k × n` and `m × n`
@@ -323,11 +328,11 @@ unsafe fn blocked<V: Vector, const MR: usize, const NV: usize>(p: &Problem<V::E>
         for jc in (0..p.n).step_by(NC) {
             let nc = NC.min(p.n - jc);
             // SAFETY: the block of B lies within op(B); the buffer holds `KC × NC` elements.
-            unsafe { pack_b(p.b.at(pc, jc), kc, nc, nr, b_block) };
+            unsafe { pack(p.b.at(pc, jc), kc, nc, nr, b_block) };
             for ic in (0..p.m).step_by(MC) {
                 let mc = MC.min(p.m - ic);
                 // SAFETY: as for B, with `MC × KC`.
-                unsafe { pack_a(p.a.at(ic, pc), mc, kc, MR, a_block) };
+                unsafe { pack(p.a.at(ic, pc).transposed(), kc, mc, MR, a_block) };
                 for ir in (0..mc).step_by(MR) {
                     for jr in (0..nc).step_by(nr) {
                         // SAFETY: strip `ir / MR` of A and `jr / nr` of B were packed above, `kc`
@@ -442,70 +447,37 @@ unsafe fn store_edge<V: Vector, const MR: usize, const NV: usize>(
     }
 }
 
-/// Packs `op(B)[kc × nc]` (from `src`) into strips of `nr` columns: element `(p, jj)` of the strip
-/// starting at column `j0` goes to `dst[j0·kc + p·nr + jj]`, zeros past `nc`.
+/// Packs the `rows × cols` block at `src` into strips of `width` columns: element `(p, jj)` of the
+/// strip starting at column `j0` goes to `dst[j0·rows + p·width + jj]`, zeros past `cols`. B's
+/// block (`kc × nc`, strips `NR` wide) is packed as it is; A's (`mc × kc`, strips `MR` tall) as its
+/// transpose ([`Strided::transposed`]), whose columns are A's rows.
 ///
 /// # Safety
-/// `src` must be valid for the `kc × nc` block, `dst` for `kc · nc.next_multiple_of(nr)` elements.
+/// `src` must be valid for the block, `dst` for `rows · cols.next_multiple_of(width)` elements.
 #[inline(always)]
-unsafe fn pack_b<E: Element>(src: Strided<E>, kc: usize, nc: usize, nr: usize, dst: *mut E) {
+unsafe fn pack<E: Element>(src: Strided<E>, rows: usize, cols: usize, width: usize, dst: *mut E) {
     // SAFETY: every read is within the block, every write within the strips.
     unsafe {
-        for j0 in (0..nc).step_by(nr) {
-            let (width, strip) = (nr.min(nc - j0), dst.add(j0 * kc));
+        for j0 in (0..cols).step_by(width) {
+            let (valid, strip) = (width.min(cols - j0), dst.add(j0 * rows));
             let from = src.at(0, j0);
             if from.cs == 1 {
-                // Rows of op(B) are contiguous: copy `width` elements per row.
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(from.ptr.add(p * from.rs), strip.add(p * nr), width);
+                // Rows are contiguous: copy `valid` elements per row.
+                for p in 0..rows {
+                    std::ptr::copy_nonoverlapping(from.ptr.add(p * from.rs), strip.add(p * width), valid);
                 }
             } else {
-                // Columns are contiguous (B stored transposed): gather a row of the strip at a
-                // time from `width` columns, whose lines stay in L1 over the next rows.
-                for p in 0..kc {
-                    for jj in 0..width {
-                        *strip.add(p * nr + jj) = *from.ptr.add(p * from.rs + jj * from.cs);
+                // Columns are contiguous: gather a row of the strip at a time from `valid`
+                // columns, whose lines stay in L1 over the next rows.
+                for p in 0..rows {
+                    for jj in 0..valid {
+                        *strip.add(p * width + jj) = *from.ptr.add(p * from.rs + jj * from.cs);
                     }
                 }
             }
-            for p in 0..kc {
-                for jj in width..nr {
-                    *strip.add(p * nr + jj) = E::zero();
-                }
-            }
-        }
-    }
-}
-
-/// Packs `op(A)[mc × kc]` (from `src`) into strips of `mr` rows: element `(r, p)` of the strip
-/// starting at row `i0` goes to `dst[i0·kc + p·mr + r]`, zeros past `mc`.
-///
-/// # Safety
-/// `src` must be valid for the `mc × kc` block, `dst` for `mc.next_multiple_of(mr) · kc` elements.
-#[inline(always)]
-unsafe fn pack_a<E: Element>(src: Strided<E>, mc: usize, kc: usize, mr: usize, dst: *mut E) {
-    // SAFETY: every read is within the block, every write within the strips.
-    unsafe {
-        for i0 in (0..mc).step_by(mr) {
-            let (height, strip) = (mr.min(mc - i0), dst.add(i0 * kc));
-            let from = src.at(i0, 0);
-            if from.rs == 1 {
-                // Columns of op(A) are contiguous (A stored transposed): copy `height` per column.
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(from.ptr.add(p * from.cs), strip.add(p * mr), height);
-                }
-            } else {
-                // Rows are contiguous: gather a column of the strip at a time from `height`
-                // rows, whose lines stay in L1 over the next columns.
-                for p in 0..kc {
-                    for r in 0..height {
-                        *strip.add(p * mr + r) = *from.ptr.add(r * from.rs + p * from.cs);
-                    }
-                }
-            }
-            for p in 0..kc {
-                for r in height..mr {
-                    *strip.add(p * mr + r) = E::zero();
+            for p in 0..rows {
+                for jj in valid..width {
+                    *strip.add(p * width + jj) = E::zero();
                 }
             }
         }
@@ -515,6 +487,7 @@ unsafe fn pack_a<E: Element>(src: Strided<E>, mc: usize, kc: usize, mr: usize, d
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oracle;
 
     /// The blocked product against the textbook triple loop (in f64) for every transpose pair,
     /// with sizes that are 1, odd, below and above a tile, a block (`MC`, `NC`, `KC`) and a thread's
@@ -543,7 +516,6 @@ mod tests {
             (100, 50, 2 * KC + 1),
             (2 * SPLIT_ROWS + 1, 7, 700),
         ];
-        let value = |i: usize| E::of(((i * 7919) % 61) as f64 / 30.0 - 1.0);
         for threads in [1, 2] {
             let team = Team::new(threads).unwrap();
             let spaces = Workspaces::new(threads);
@@ -551,30 +523,20 @@ mod tests {
                 for ta in [Trans::No, Trans::Yes] {
                     for tb in [Trans::No, Trans::Yes] {
                         let s = Gemm { ta, tb, m, n, k };
-                        let a: Vec<E> = (0..m * k).map(value).collect();
-                        let b: Vec<E> = (0..k * n).map(|i| value(i + 5)).collect();
-                        let at = |i: usize, p: usize| if ta == Trans::No { a[i * k + p] } else { a[p * m + i] };
-                        let bt = |p: usize, j: usize| if tb == Trans::No { b[p * n + j] } else { b[j * k + p] };
                         for beta in [0.0, 0.5] {
-                            let old = |i| if beta == 0.0 { E::nan() } else { value(i + 11) };
-                            let mut c: Vec<E> = (0..m * n).map(old).collect();
-                            let want: Vec<f64> = (0..m * n)
-                                .map(|ij| {
-                                    let (i, j) = (ij / n, ij % n);
-                                    let dot: f64 = (0..k).map(|p| at(i, p).f64() * bt(p, j).f64()).sum();
-                                    -0.7 * dot + if beta == 0.0 { 0.0 } else { beta * c[ij].f64() }
-                                })
-                                .collect();
+                            let (a, b, mut c) = oracle::operands::<E>(&s, beta);
+                            let want = oracle::product(&s, &a, &b, beta, &c);
                             // Both providers on the team: the packed kernels and OpenBLAS by blocks.
-                            let mut by_blas = c.clone();
-                            gemm(&team, &spaces, s, E::of(-0.7), &a, &b, E::of(beta), &mut c).unwrap();
-                            blas(&team, s, E::of(-0.7), &a, &b, E::of(beta), &mut by_blas);
-                            for (ij, ((got, blas), want)) in c.iter().zip(&by_blas).zip(&want).enumerate() {
-                                let err = (got.f64() - want).abs() / want.abs().max(1.0);
-                                assert!(err < tolerance, "{s:?} β {beta} {threads}T at {ij}: {got} vs {want}");
-                                let err = (blas.f64() - want).abs() / want.abs().max(1.0);
-                                assert!(err < tolerance, "blas {s:?} β {beta} {threads}T at {ij}: {blas} vs {want}");
-                            }
+                            let (alpha, mut by_blas) = (E::of(oracle::ALPHA), c.clone());
+                            gemm(&team, &spaces, s, alpha, &a, &b, E::of(beta), &mut c).unwrap();
+                            blas(&team, s, alpha, &a, &b, E::of(beta), &mut by_blas);
+                            oracle::assert_close(&format!("{s:?} β {beta} {threads}T"), &c, &want, tolerance);
+                            oracle::assert_close(
+                                &format!("blas {s:?} β {beta} {threads}T"),
+                                &by_blas,
+                                &want,
+                                tolerance,
+                            );
                         }
                     }
                 }

@@ -363,6 +363,7 @@ fn store_edge<E: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oracle;
 
     /// Every path (vector products, tiles of C or of Cᵀ, with and without packing) against the
     /// textbook triple loop (in f64), at the CPU's SIMD level, in f64 and in f32 (whose transposed
@@ -375,7 +376,6 @@ mod tests {
 
     fn matches_the_triple_loop<E: Element>(tolerance: f64) {
         let sizes = [1, 2, 3, 4, 5, 8, 16, 17, 33];
-        let value = |i: usize| E::of(((i * 7919) % 61) as f64 / 30.0 - 1.0);
         for ta in [Trans::No, Trans::Yes] {
             for tb in [Trans::No, Trans::Yes] {
                 for &m in &sizes {
@@ -385,26 +385,11 @@ mod tests {
                             if !fits(&s) {
                                 continue;
                             }
-                            let a: Vec<E> = (0..m * k).map(value).collect();
-                            let b: Vec<E> = (0..k * n).map(|i| value(i + 5)).collect();
-                            let at = |i: usize, p: usize| if ta == Trans::No { a[i * k + p] } else { a[p * m + i] };
-                            let bt = |p: usize, j: usize| if tb == Trans::No { b[p * n + j] } else { b[j * k + p] };
                             for beta in [0.0, 0.5] {
-                                // With β = 0 the old C must not matter, not even NaN.
-                                let old = |i| if beta == 0.0 { E::nan() } else { value(i + 11) };
-                                let mut c: Vec<E> = (0..m * n).map(old).collect();
-                                let want: Vec<f64> = (0..m * n)
-                                    .map(|ij| {
-                                        let (i, j) = (ij / n, ij % n);
-                                        let dot: f64 = (0..k).map(|p| at(i, p).f64() * bt(p, j).f64()).sum();
-                                        if beta == 0.0 { -0.7 * dot } else { -0.7 * dot + beta * c[ij].f64() }
-                                    })
-                                    .collect();
-                                gemm(s, E::of(-0.7), &a, &b, E::of(beta), &mut c);
-                                for (ij, (got, want)) in c.iter().zip(&want).enumerate() {
-                                    let got = got.f64();
-                                    assert!((got - want).abs() < tolerance, "{s:?} β {beta} at {ij}: {got} vs {want}");
-                                }
+                                let (a, b, mut c) = oracle::operands::<E>(&s, beta);
+                                let want = oracle::product(&s, &a, &b, beta, &c);
+                                gemm(s, E::of(oracle::ALPHA), &a, &b, E::of(beta), &mut c);
+                                oracle::assert_close(&format!("{s:?} β {beta}"), &c, &want, tolerance);
                             }
                         }
                     }
