@@ -14,11 +14,13 @@
 //! makes runs repeatable across processes.
 
 use std::mem::{align_of, size_of};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use nabla_core::backend::{Gemm, GemmProvider};
 use nabla_core::{DType, Element, Result};
+
+use crate::team::lock;
 
 /// A shape as the choice sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +62,6 @@ const SHAPES: usize = 64;
 static TIMED: Mutex<Vec<GemmChoice>> = Mutex::new(Vec::new());
 /// Held while a shape is timed.
 static TIMING: Mutex<()> = Mutex::new(());
-
-fn lock(table: &Mutex<Vec<GemmChoice>>) -> std::sync::MutexGuard<'_, Vec<GemmChoice>> {
-    table.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The forced provider or the choices made so far.
 #[derive(Debug)]
@@ -110,7 +108,7 @@ impl Chooser {
             GemmProvider::Auto => {
                 // One shape timed at a time in the process; a thread that waited here finds the
                 // choice another one made.
-                let _one_at_a_time = TIMING.lock().unwrap_or_else(PoisonError::into_inner);
+                let _one_at_a_time = lock(&TIMING);
                 let timed = lock(&TIMED).iter().find(|ch| ch.key == key).copied();
                 match timed {
                     Some(choice) => choice,
@@ -138,7 +136,7 @@ impl Chooser {
         mut run: impl FnMut(GemmProvider, &mut [E]) -> Result<()>,
     ) -> Result<GemmChoice> {
         let len = key.shape.m * key.shape.n;
-        let mut words = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut words = lock(&self.scratch);
         let needed = (len * size_of::<E>()).div_ceil(size_of::<u64>());
         if words.len() < needed {
             *words = nabla_core::memory::filled(needed, 0, "a copy of C to time GEMM providers on")?;

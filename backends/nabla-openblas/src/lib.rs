@@ -151,8 +151,7 @@ impl OpenBlas {
             return packed::gemm(&self.team, &self.spaces, s, alpha, a, b, beta, c);
         }
         if self.blas_on_team && s.m > 0 && s.n > 0 && s.k > 0 {
-            packed::blas(&self.team, s, alpha, a, b, beta, c);
-            return Ok(());
+            return packed::blas(&self.team, s, alpha, a, b, beta, c);
         }
         let a = view(a, s.a_dims(), s.ta)?;
         let b = view(b, s.b_dims(), s.tb)?;

@@ -20,15 +20,15 @@
 //! threads ([`Team`]), each computing a block of columns (or of rows) of `C` with its workspace.
 
 use std::mem::size_of;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use nabla_core::backend::{Gemm, Trans};
-use nabla_core::{Element, Result};
+use nabla_core::{Element, Result, check};
 
 #[cfg(target_arch = "x86_64")]
 use crate::simd::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
 use crate::simd::{Level, Scalar, Vector, level};
-use crate::team::Team;
+use crate::team::{Team, lock};
 
 /// Depth of a block: a strip of B (`KC × NR`: 32 KiB for AVX-512) stays in L2, one of A
 /// (`KC × MR`: 12 KiB f32) in L1.
@@ -184,8 +184,8 @@ pub(crate) fn gemm<E: Element>(
     beta: E,
     c: &mut [E],
 ) -> Result<()> {
+    check::gemm(&s, a.len(), b.len(), c.len())?;
     let Gemm { m, n, k, .. } = s;
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "packed::gemm: operands shorter than {s:?}");
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -197,10 +197,10 @@ pub(crate) fn gemm<E: Element>(
         return Ok(());
     }
     for space in &spaces.0[..parts(team, s).min(spaces.0.len())] {
-        space.lock().unwrap_or_else(PoisonError::into_inner).reserve::<E>()?;
+        lock(space).reserve::<E>()?;
     }
     on_team(team, s, alpha, a, b, beta, c, &|i, part| {
-        let mut space = spaces.0[i].lock().unwrap_or_else(PoisonError::into_inner);
+        let mut space = lock(&spaces.0[i]);
         // SAFETY: `part` lies within the caller's slices (lengths asserted above, parts are
         // sub-blocks), parts write disjoint blocks of C, and the workspace was reserved for `E`.
         unsafe { dispatch(part, &mut space) };
@@ -214,10 +214,9 @@ pub(crate) fn gemm<E: Element>(
 /// (OpenBLAS's count is process-wide: a backend created later may raise it, which costs speed,
 /// not correctness), and uses it only with an OpenBLAS that takes concurrent calls (≥ 0.3.7).
 /// Sizes as for [`gemm`], with `m`, `n`, `k` ≥ 1.
-pub(crate) fn blas<E: Element>(team: &Team, s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) {
+pub(crate) fn blas<E: Element>(team: &Team, s: Gemm, alpha: E, a: &[E], b: &[E], beta: E, c: &mut [E]) -> Result<()> {
     use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
-    let Gemm { m, n, k, .. } = s;
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "packed::blas: operands shorter than {s:?}");
+    check::gemm(&s, a.len(), b.len(), c.len())?;
     on_team(team, s, alpha, a, b, beta, c, &|_, p| {
         // SAFETY: the part's operands lie within the caller's slices with these strides, and
         // parts write disjoint blocks of C.
@@ -230,6 +229,7 @@ pub(crate) fn blas<E: Element>(team: &Team, s: Gemm, alpha: E, a: &[E], b: &[E],
         };
         ndarray::linalg::general_mat_mul(p.alpha, &a, &b, p.beta, &mut c);
     });
+    Ok(())
 }
 
 /// The threads a product is cut over: one per [`MIN_PART_WORK`] multiply-adds, at most one per
@@ -529,7 +529,7 @@ mod tests {
                             // Both providers on the team: the packed kernels and OpenBLAS by blocks.
                             let (alpha, mut by_blas) = (E::of(oracle::ALPHA), c.clone());
                             gemm(&team, &spaces, s, alpha, &a, &b, E::of(beta), &mut c).unwrap();
-                            blas(&team, s, alpha, &a, &b, E::of(beta), &mut by_blas);
+                            blas(&team, s, alpha, &a, &b, E::of(beta), &mut by_blas).unwrap();
                             oracle::assert_close(&format!("{s:?} β {beta} {threads}T"), &c, &want, tolerance);
                             oracle::assert_close(
                                 &format!("blas {s:?} β {beta} {threads}T"),

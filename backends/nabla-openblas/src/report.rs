@@ -139,7 +139,7 @@ pub fn fma_peak(level: Level) -> f64 {
         Level::Avx2 => 1,
         Level::Avx512 => 2,
     };
-    *PEAKS[at].get_or_init(|| measure_peak(level.min(crate::simd::level())))
+    *PEAKS[at].get_or_init(|| measure_peak(level))
 }
 
 /// Independent accumulators of the FMA loop: more than latency × ports (4 × 2) on every CPU.

@@ -82,7 +82,7 @@ pub(crate) struct Team {
 
 /// Locks, ignoring poisoning: the state stays consistent because no code panics while holding
 /// the lock.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
