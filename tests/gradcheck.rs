@@ -1,11 +1,9 @@
 //! Backprop's gradients against central finite differences (f64), for every hidden activation ×
 //! loss pair, and every output activation under the losses that allow a free one.
 
-mod common;
-
-use common::{ACTIVATIONS, LOSSES, random};
 use nabla::backend::Backend;
 use nabla::{Activation, Architecture, Init, Loss, Network, gradient_check, randomize_biases};
+use nabla_backend_tests::random;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -34,8 +32,8 @@ fn check<B: Backend<f64>>(backend: B, hidden: Activation, loss: Loss, output: Op
 
 #[test]
 fn every_activation_with_every_loss() {
-    for hidden in ACTIVATIONS {
-        for loss in LOSSES {
+    for hidden in Activation::ALL {
+        for loss in Loss::ALL {
             let err = check(nabla::Reference, hidden, loss, None);
             assert!(err < 1e-6, "{hidden} hidden, {loss}: max relative error {err:.3e}");
         }
@@ -44,7 +42,7 @@ fn every_activation_with_every_loss() {
 
 #[test]
 fn every_output_activation_under_regression_losses() {
-    for output in ACTIVATIONS {
+    for output in Activation::ALL {
         for loss in [Loss::Mse, Loss::Mae, Loss::Huber { delta: 0.5 }] {
             let err = check(nabla::Reference, Activation::Tanh, loss, Some(output));
             assert!(err < 1e-6, "{output} output, {loss}: max relative error {err:.3e}");
@@ -54,7 +52,7 @@ fn every_output_activation_under_regression_losses() {
 
 #[test]
 fn openblas_gradients_check_too() {
-    for loss in LOSSES {
+    for loss in Loss::ALL {
         let err = check(nabla::OpenBlas::new(Some(1)).unwrap(), Activation::Relu, loss, None);
         assert!(err < 1e-6, "openblas relu, {loss}: {err:.3e}");
     }

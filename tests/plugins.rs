@@ -63,14 +63,14 @@ fn load_rust() -> Option<PluginBackend> {
     match rust_plugin() {
         Some(p) => Some(PluginBackend::load(&p).expect("the Rust example plugin loads")),
         None => {
-            common::skip("the Rust example plugin is not built (cargo build -p nabla-plugin-example)");
+            nabla_backend_tests::skip("the Rust example plugin is not built (cargo build -p nabla-plugin-example)");
             None
         }
     }
 }
 
-conformance_suite!(plugin_c, Some(nabla::plugin::PluginBackend::load(&super::c_plugin(None)).unwrap()));
-conformance_suite!(plugin_rust, super::load_rust());
+nabla_backend_tests::conformance_tests!(plugin_c, Some(PluginBackend::load(&super::c_plugin(None)).unwrap()));
+nabla_backend_tests::conformance_tests!(plugin_rust, super::load_rust());
 
 fn spirals_accuracy<E: Element, B: Backend<E>>(backend: B) -> (f64, f64) {
     let data = nabla::data::synthetic::generate("spirals", Default::default(), 7).unwrap();
@@ -307,7 +307,7 @@ fn an_unknown_code_through_the_abi_is_unsupported_and_an_error() {
             }
         }
         // The known codes are all supported (supports() lists what is implemented, no more, no less).
-        for f in common::ACTIVATIONS {
+        for f in Activation::ALL {
             // SAFETY: as above.
             assert_eq!(unsafe { t.supports.unwrap()(t.ctx, Op::Activate as u32, abi::F64, f.code()) }, 1, "{f}");
         }
@@ -322,7 +322,7 @@ fn an_unknown_code_through_the_abi_is_unsupported_and_an_error() {
 
 #[test]
 fn a_rust_plugin_refuses_aliased_buffers_and_takes_empty_host_copies() {
-    let Some(path) = rust_plugin() else { return common::skip("the Rust example plugin is not built") };
+    let Some(path) = rust_plugin() else { return nabla_backend_tests::skip("the Rust example plugin is not built") };
     let raw = RawTable::open(&path);
     let t = raw.t();
     let (x, y) = (raw.alloc(4), raw.alloc(4));
@@ -355,4 +355,67 @@ fn a_refused_plugin_gets_its_context_destroyed() {
     assert!(load_error(&path).contains("`gemm` function pointer is NULL"));
     // SAFETY: a plain counter read.
     assert_eq!(unsafe { live() }, 0, "the refused plugin's context was not destroyed");
+}
+
+/// The conformance kit's report on a plugin with one wrong formula (the sigmoid's derivative
+/// off by 0.01): that row fails in both dtypes (on small and on large shapes), and so does the
+/// training step whose hidden layers are sigmoid; every other row passes.
+#[test]
+fn the_conformance_kit_names_the_wrong_op_of_a_broken_plugin() {
+    let broken = PluginBackend::load(&c_plugin(Some("WRONG_SIGMOID_GRAD"))).unwrap();
+    for report in [nabla_backend_tests::run::<f32, _>(&broken), nabla_backend_tests::run::<f64, _>(&broken)] {
+        assert!(!report.passed());
+        let failed: Vec<(&str, &str)> = report.failures().map(|r| (r.op.as_str(), r.variant.as_str())).collect();
+        assert!(failed.contains(&("activate_grad", "sigmoid")), "{}", report.table());
+        for (op, variant) in &failed {
+            let sigmoid_step = *op == "training_step" && variant.contains("sigmoid");
+            assert!(*op == "activate_grad" && variant.starts_with("sigmoid") || sigmoid_step, "{op} {variant} failed");
+        }
+        let row = report.rows.iter().find(|r| r.op == "activate_grad" && r.variant == "sigmoid").unwrap();
+        assert!(row.max_error > 0.01 && row.detail.contains("error"), "{row:?}");
+    }
+}
+
+/// The `nabla` binary of this workspace's build (`cargo test --workspace` builds it), if built.
+fn nabla_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join(format!("nabla{}", std::env::consts::EXE_SUFFIX));
+    path.exists().then_some(path)
+}
+
+/// `nabla check-backend plugin:PATH`: exit 0 and a passing JSON report for the example
+/// plugins; exit 1 and the failing row named in the table for the broken one.
+#[test]
+fn check_backend_passes_the_example_plugins_and_fails_the_broken_one() {
+    let Some(nabla) = nabla_binary() else {
+        return nabla_backend_tests::skip(
+            "the nabla binary is not built (cargo build -p nabla-cli --features plugins)",
+        );
+    };
+    let check = |plugin: &Path| {
+        let out = std::process::Command::new(&nabla)
+            .args(["check-backend", &format!("plugin:{}", plugin.display()), "--json"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let last = stdout.lines().last().unwrap_or_default().to_string();
+        let json: serde_json::Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        (out.status.code(), stdout, json)
+    };
+    let mut plugins = vec![c_plugin(None)];
+    plugins.extend(rust_plugin());
+    for p in plugins {
+        let (code, table, json) = check(&p);
+        assert_eq!(code, Some(0), "{}: {table}", p.display());
+        assert_eq!(json["passed"], true);
+        let rows = json["rows"].as_array().unwrap();
+        assert!(rows.iter().all(|r| r["result"] == "pass"), "{table}");
+        assert!(rows.iter().any(|r| r["op"] == "activate_grad" && r["variant"] == "silu" && r["dtype"] == "f32"));
+    }
+    let (code, table, json) = check(&c_plugin(Some("WRONG_SIGMOID_GRAD")));
+    assert_eq!(code, Some(1), "{table}");
+    assert_eq!(json["passed"], false);
+    let line = table.lines().find(|l| l.starts_with("activate_grad") && l.contains(" sigmoid ")).unwrap();
+    assert!(line.contains("fail"), "{line}");
+    assert!(table.contains("does NOT conform"), "{table}");
 }

@@ -49,6 +49,14 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+/* Built with -DNABLA_TEST_WRONG_SIGMOID_GRAD, the sigmoid's derivative is off by 0.01: the plugin
+ * the conformance kit's own test must fail (on that row only). */
+#ifdef NABLA_TEST_WRONG_SIGMOID_GRAD
+#define SIGMOID_GRAD_ERROR 0.01
+#else
+#define SIGMOID_GRAD_ERROR 0
+#endif
+
 /* Every op, for one element type T with math-function suffix S (f for float, none for double). */
 #define DEFINE_OPS(T, N, S)                                                                         \
     static T sigmoid_##N(T z) {                                                                     \
@@ -78,7 +86,7 @@ static uint64_t mix64(uint64_t x) {
     static T dact_##N(uint32_t f, T alpha, T z, T a) {                                              \
         switch (f) {                                                                                \
         case NABLA_ACT_IDENTITY: return (T)1;                                                       \
-        case NABLA_ACT_SIGMOID: return a * ((T)1 - a);                                              \
+        case NABLA_ACT_SIGMOID: return a * ((T)1 - a) + (T)SIGMOID_GRAD_ERROR;                      \
         case NABLA_ACT_TANH: return (T)1 - a * a;                                                   \
         case NABLA_ACT_RELU: return z > 0 ? (T)1 : (T)0;                                            \
         case NABLA_ACT_LEAKY_RELU: return z > 0 ? (T)1 : alpha;                                     \

@@ -34,6 +34,21 @@ pub enum Command {
     Predict(PredictArgs),
     /// Describe a saved model: layers, shapes, parameter counts, scaling.
     Inspect(InspectArgs),
+    /// Run the conformance kit on a backend: every op × dtype × variant against the reference.
+    CheckBackend(CheckBackendArgs),
+}
+
+/// `nabla check-backend`.
+#[derive(Args, Debug)]
+pub struct CheckBackendArgs {
+    /// The backend: reference, openblas, cuda[:N], plugin:PATH.
+    pub backend: String,
+    /// Element types, comma-separated [default: f32,f64].
+    #[arg(long, value_delimiter = ',', default_values_t = [nabla::DType::F32, nabla::DType::F64])]
+    pub dtype: Vec<nabla::DType>,
+    /// Print the table, then the rows and a `passed` flag as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `nabla eval`.

@@ -6,6 +6,7 @@
 mod args;
 mod backends;
 mod bench;
+mod check_backend;
 mod config;
 mod cpu;
 mod evaluate;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => evaluate::eval(&a),
         Command::Predict(a) => evaluate::predict(&a),
         Command::Inspect(a) => evaluate::inspect(&a),
+        Command::CheckBackend(a) => check_backend::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -749,3 +749,27 @@ fn f64_runs_see_the_files_numbers_exactly() {
     let want = loss / rows.len() as f64;
     assert!(((got - want) / want).abs() < 1e-13, "eval {got} vs an f64 forward pass {want}");
 }
+
+/// `check-backend`: a table and, with `--json`, one object with every row on the last line;
+/// a backend nabla cannot open is exit 2 with the accepted names.
+#[test]
+fn check_backend_reports_every_row_and_refuses_an_unknown_backend() {
+    let o = nabla(&["check-backend", "openblas", "--dtype", "f64", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.starts_with("op "), "{table}");
+    assert!(table.contains("openblas: ") && table.contains("the backend conforms"), "{table}");
+    let j = last_json(&o);
+    assert_eq!(j["passed"], true);
+    let rows = j["rows"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["dtype"] == "f64" && r["result"] == "pass"), "{j}");
+    let gemm_nt = rows.iter().find(|r| r["op"] == "gemm" && r["variant"] == "NT").unwrap();
+    assert!(gemm_nt["cases"].as_u64().unwrap() >= 100, "{gemm_nt}");
+    assert!(gemm_nt["max_error"].as_f64().unwrap() <= 1e-10, "{gemm_nt}");
+    for op in ["activate_grad", "loss grad", "update w", "training_step", "dropout_mask", "empty: gemm"] {
+        assert!(rows.iter().any(|r| r["op"] == op), "no {op} row");
+    }
+    let o = nabla(&["check-backend", "abacus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("abacus"), "{}", stderr(&o));
+}

@@ -66,6 +66,24 @@ pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky-relu[:A
      softplus, softsign, softmax";
 
 impl Activation {
+    /// Every activation, once each (leaky ReLU and ELU with a non-default α, so that a backend
+    /// that ignores α is seen): the list tests, the conformance kit and the generated C and CUDA
+    /// code definitions iterate over.
+    pub const ALL: [Activation; 12] = [
+        Activation::Identity,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::LeakyRelu { alpha: 0.1 },
+        Activation::Elu { alpha: 0.7 },
+        Activation::Gelu,
+        Activation::Softplus,
+        Activation::Softsign,
+        Activation::Softmax,
+        Activation::GeluErf,
+        Activation::Silu,
+    ];
+
     /// `σ(z)` for an element-wise activation. Softmax is row-wise and is computed by
     /// [`softmax_row`]; here it returns `z` unchanged.
     #[inline(always)]
@@ -321,24 +339,9 @@ crate::serde_via_str!(Activation);
 mod tests {
     use super::*;
 
-    const ALL: [Activation; 12] = [
-        Activation::Identity,
-        Activation::Sigmoid,
-        Activation::Tanh,
-        Activation::Relu,
-        Activation::LeakyRelu { alpha: 0.1 },
-        Activation::Elu { alpha: 0.7 },
-        Activation::Gelu,
-        Activation::Softplus,
-        Activation::Softsign,
-        Activation::Softmax,
-        Activation::GeluErf,
-        Activation::Silu,
-    ];
-
     #[test]
     fn derivative_matches_central_difference() {
-        for act in ALL.into_iter().filter(|a| !a.is_row_wise()) {
+        for act in Activation::ALL.into_iter().filter(|a| !a.is_row_wise()) {
             for &z in &[-3.1_f64, -0.7, 0.2, 1.3, 4.0] {
                 let h = 1e-6;
                 let numeric = (act.apply(z + h) - act.apply(z - h)) / (2.0 * h);
@@ -379,7 +382,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_reject_unknown() {
-        for act in ALL {
+        for act in Activation::ALL {
             assert_eq!(act.to_string().parse::<Activation>().unwrap(), act);
             assert_eq!(Activation::from_code(act.code(), act.alpha()), Some(act));
         }

@@ -30,6 +30,25 @@ impl DType {
     }
 }
 
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DType {
+    type Err = crate::Error;
+
+    /// Parses `f32` or `f64`.
+    fn from_str(s: &str) -> crate::Result<DType> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(DType::F32),
+            "f64" => Ok(DType::F64),
+            _ => Err(crate::Error::invalid("dtype", format!("`{s}`; accepted: f32, f64"))),
+        }
+    }
+}
+
 /// A floating-point element: `f32` or `f64`.
 ///
 /// Everything generic in nabla is generic over this trait; hyper-parameters travel as `f64`

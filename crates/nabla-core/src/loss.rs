@@ -41,6 +41,9 @@ pub enum Loss {
 pub const LOSS_NAMES: &str = "mse, mae, huber[:DELTA], bce, softmax-ce";
 
 impl Loss {
+    /// Every loss, once each (Huber with a non-default δ).
+    pub const ALL: [Loss; 5] = [Loss::Mse, Loss::Mae, Loss::Huber { delta: 0.5 }, Loss::Bce, Loss::SoftmaxCe];
+
     /// The output activation this loss is fused with, if any.
     pub fn fused_activation(self) -> Option<Activation> {
         match self {

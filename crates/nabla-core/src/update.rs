@@ -58,6 +58,17 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, once per code (momentum plain and Nesterov), with typical hyper-parameters.
+    pub const ALL: [Rule; 7] = [
+        Rule::Sgd,
+        Rule::Momentum { mu: 0.9, nesterov: false },
+        Rule::Momentum { mu: 0.9, nesterov: true },
+        Rule::Adagrad { eps: 1e-10 },
+        Rule::RmsProp { rho: 0.99, eps: 1e-8 },
+        Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        Rule::Rprop { eta_minus: 0.5, eta_plus: 1.2, step_min: 1e-6, step_max: 50.0 },
+    ];
+
     /// How many state tensors (each the size of the parameter) the rule keeps.
     pub fn state_count(self) -> usize {
         match self {
