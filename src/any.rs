@@ -335,10 +335,6 @@ impl<E: AnyElement> Backend<E> for AnyBackend {
         dispatch!(self, b => b.hadamard(len, b.buf(x)?, b.buf_mut(y)?))
     }
 
-    fn axpy(&self, len: usize, alpha: E, x: &AnyBuf<E>, y: &mut AnyBuf<E>) -> Result<()> {
-        dispatch!(self, b => b.axpy(len, alpha, b.buf(x)?, b.buf_mut(y)?))
-    }
-
     fn bias_add(&self, d: Dims, bias: &AnyBuf<E>, z: &mut AnyBuf<E>) -> Result<()> {
         dispatch!(self, b => b.bias_add(d, b.buf(bias)?, b.buf_mut(z)?))
     }

@@ -93,9 +93,6 @@ impl Backend<f64> for WrongDerivative {
     fn hadamard(&self, len: usize, x: &Vec<f64>, y: &mut Vec<f64>) -> nabla::Result<()> {
         nabla::Reference.hadamard(len, x, y)
     }
-    fn axpy(&self, len: usize, alpha: f64, x: &Vec<f64>, y: &mut Vec<f64>) -> nabla::Result<()> {
-        nabla::Reference.axpy(len, alpha, x, y)
-    }
     fn bias_add(&self, d: nabla::Dims, bias: &Vec<f64>, z: &mut Vec<f64>) -> nabla::Result<()> {
         nabla::Reference.bias_add(d, bias, z)
     }

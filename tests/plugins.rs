@@ -16,7 +16,6 @@ use nabla::{
 };
 
 const C_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/backends/nabla-plugin-example/c/example_plugin.c");
-const INCLUDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/nabla-plugin/include");
 
 /// The C example plugin built with `-D{define}` (or none), through the `cc` crate's compiler.
 fn c_plugin(define: Option<&str>) -> PathBuf {
@@ -29,6 +28,10 @@ fn c_plugin(define: Option<&str>) -> PathBuf {
     if out.exists() {
         return out;
     }
+    // The headers as `nabla plugin-header` writes them (the codes generated from the enums).
+    let include = dir.path().join("include");
+    std::fs::create_dir_all(&include).expect("include folder");
+    nabla::plugin::write_headers(&include).expect("writes the headers");
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let compiler = cc::Build::new()
         .opt_level(2)
@@ -39,7 +42,9 @@ fn c_plugin(define: Option<&str>) -> PathBuf {
         .get_compiler();
     let tmp = dir.path().join(format!("{name}.part"));
     let mut cmd = compiler.to_command();
-    cmd.args(["-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", INCLUDE, C_SOURCE, "-o"])
+    cmd.args(["-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(&include)
+        .args([C_SOURCE, "-o"])
         .arg(&tmp)
         .arg("-lm");
     if let Some(d) = define {
@@ -114,7 +119,7 @@ fn the_header_matches_the_rust_abi() {
         out
     };
     let mut want: Vec<usize> = abi::field_offsets().iter().map(|(_, o)| *o).collect();
-    want.push(std::mem::size_of::<abi::BackendV1>());
+    want.push(std::mem::size_of::<abi::BackendV2>());
     want.push(std::mem::size_of::<abi::UpdateDesc>());
     want.push(std::mem::offset_of!(abi::UpdateDesc, t));
     want.push(std::mem::offset_of!(abi::UpdateDesc, c2));
@@ -231,7 +236,7 @@ fn a_buffer_of_another_plugin_is_refused_by_every_op() {
 /// A plugin's own table, for calls that the host would never make.
 struct RawTable {
     _library: libloading::Library,
-    table: *const abi::BackendV1,
+    table: *const abi::BackendV2,
 }
 
 impl RawTable {
@@ -246,7 +251,7 @@ impl RawTable {
         }
     }
 
-    fn t(&self) -> &abi::BackendV1 {
+    fn t(&self) -> &abi::BackendV2 {
         // SAFETY: returned by the entry, valid until destroy (called in Drop).
         unsafe { &*self.table }
     }

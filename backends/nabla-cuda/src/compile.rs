@@ -34,13 +34,15 @@ pub const SCRATCH: usize = 1 << 20;
 const _: () = assert!(REDUCE_THREADS.is_power_of_two() && THREADS.is_multiple_of(WARP) && ROWS_BLOCK.0 == WARP);
 const _: () = assert!(2 * MAX_LOSS_BLOCKS <= SCRATCH);
 
-/// kernels.cu with the launch constants defined first, so that the kernels and the launches
-/// cannot disagree.
+/// kernels.cu with the launch constants and the op codes defined first (the codes generated
+/// from nabla_core's enums), so that the kernels, the launches and the Rust codes cannot disagree.
 pub fn source() -> String {
     format!(
         "#define NABLA_REDUCE_THREADS {REDUCE_THREADS}\n#define NABLA_ROWS_X {}\n#define NABLA_ROWS_Y {}\n\
-         #define NABLA_WARP {WARP}\n{KERNELS}",
-        ROWS_BLOCK.0, ROWS_BLOCK.1
+         #define NABLA_WARP {WARP}\n{}{KERNELS}",
+        ROWS_BLOCK.0,
+        ROWS_BLOCK.1,
+        nabla_core::codes::c_defines("")
     )
 }
 

@@ -11,7 +11,10 @@
 //   NABLA_WARP  the warp width the row-wise softmax kernels assume.
 
 #if !defined(NABLA_REDUCE_THREADS) || !defined(NABLA_ROWS_X) || !defined(NABLA_ROWS_Y) || !defined(NABLA_WARP)
-#error "the launch constants are defined by nabla-cuda (lib.rs) before this file"
+#error "the launch constants are defined by nabla-cuda (compile.rs) before this file"
+#endif
+#if !defined(ACT_COUNT) || !defined(LOSS_COUNT) || !defined(RULE_COUNT)
+#error "the op codes are defined by nabla-cuda (compile.rs, from nabla_core::codes) before this file"
 #endif
 static_assert((NABLA_REDUCE_THREADS & (NABLA_REDUCE_THREADS - 1)) == 0, "the loss reduction halves a power of two");
 static_assert(NABLA_WARP == 32, "the softmax kernels shuffle across a 32-lane warp");
@@ -19,34 +22,8 @@ static_assert(NABLA_ROWS_X == NABLA_WARP, "sum_rows reads a warp of consecutive 
 
 typedef unsigned long long u64;
 
-// Activation codes (nabla_core::Activation::code).
-#define ACT_IDENTITY 0
-#define ACT_SIGMOID 1
-#define ACT_TANH 2
-#define ACT_RELU 3
-#define ACT_LEAKY_RELU 4
-#define ACT_ELU 5
-#define ACT_GELU 6
-#define ACT_SOFTPLUS 7
-#define ACT_SOFTSIGN 8
-#define ACT_GELU_ERF 10
-#define ACT_SILU 11
-
-// Loss codes (nabla_core::Loss::code).
-#define LOSS_MSE 0
-#define LOSS_MAE 1
-#define LOSS_HUBER 2
-#define LOSS_BCE 3
-#define LOSS_SOFTMAX_CE 4
-
-// Update rule codes (nabla_core::Rule::code).
-#define RULE_SGD 0
-#define RULE_MOMENTUM 1
-#define RULE_NESTEROV 2
-#define RULE_ADAGRAD 3
-#define RULE_RMSPROP 4
-#define RULE_ADAM 5
-#define RULE_RPROP 6
+// The activation, loss and update-rule codes (ACT_*, LOSS_*, RULE_*) are defined before this file
+// too, generated from nabla_core's enums (nabla_core::codes::c_defines): none is kept here.
 
 /* A quiet NaN: what an unknown activation, loss or rule code produces, so that a code the
    kernels lack shows as a non-finite loss, never as silently different maths. (The backend only
@@ -114,10 +91,6 @@ __device__ __forceinline__ T dact_##S(int f, T alpha, T z, T a) {               
 /* y ← x ⊙ y */                                                                                    \
 extern "C" __global__ void hadamard_##S(u64 n, const T* x, T* y) {                                 \
     GRID_STRIDE(i, n) { y[i] = x[i] * y[i]; }                                                      \
-}                                                                                                  \
-/* y ← αx + y */                                                                                   \
-extern "C" __global__ void axpy_##S(u64 n, T alpha, const T* x, T* y) {                            \
-    GRID_STRIDE(i, n) { y[i] = alpha * x[i] + y[i]; }                                              \
 }                                                                                                  \
 /* z[r,c] += b[c]: x strides over columns, y over rows (no division per element) */                 \
 extern "C" __global__ void bias_add_##S(u64 rows, u64 cols, const T* b, T* z) {                    \

@@ -237,10 +237,6 @@ impl<E: Element> Backend<E> for OpenBlas {
         cpu::hadamard(len, x, y)
     }
 
-    fn axpy(&self, len: usize, alpha: E, x: &Vec<E>, y: &mut Vec<E>) -> Result<()> {
-        cpu::axpy(len, alpha, x, y)
-    }
-
     fn bias_add(&self, d: Dims, bias: &Vec<E>, z: &mut Vec<E>) -> Result<()> {
         cpu::bias_add(d, bias, z)
     }

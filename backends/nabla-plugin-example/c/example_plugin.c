@@ -1,8 +1,9 @@
 /*
  * An example nabla plugin written in C: a complete CPU backend (plain loops, float and
- * double) behind the ABI of include/nabla_plugin.h. It proves the ABI is really C.
+ * double) behind the ABI of nabla_plugin.h. It proves the ABI is really C.
  *
- *     cc -O2 -shared -fPIC -I crates/nabla-plugin/include example_plugin.c -o libexample_c.so -lm
+ *     nabla plugin-header include      # nabla_plugin.h and the generated nabla_plugin_codes.h
+ *     cc -O2 -shared -fPIC -I include example_plugin.c -o libexample_c.so -lm
  *     nabla train --backend plugin:./libexample_c.so
  *
  * The tests also build it with -DNABLA_TEST_* flags into deliberately broken plugins, to check
@@ -19,7 +20,7 @@
 /* One per load: the table lives in its context, so two loads never share state. */
 struct nabla_context {
     char error[512];
-    nabla_backend_v1 table;
+    nabla_backend_v2 table;
 };
 
 struct nabla_buffer {
@@ -373,13 +374,6 @@ static nabla_status p_hadamard(nabla_context *ctx, uint32_t dtype, size_t len, c
     return NABLA_OK;
 }
 
-static nabla_status p_axpy(nabla_context *ctx, uint32_t dtype, size_t len, double alpha, const nabla_buffer *x, nabla_buffer *y) {
-    if (bad(ctx, "axpy", x, dtype, len) || bad(ctx, "axpy", y, dtype, len)) return NABLA_ERROR;
-    DISPATCH(dtype, for (size_t i = 0; i < len; i++) DATA(float, y)[i] += (float)alpha * CDATA(float, x)[i],
-             for (size_t i = 0; i < len; i++) DATA(double, y)[i] += alpha * CDATA(double, x)[i]);
-    return NABLA_OK;
-}
-
 static nabla_status p_copy(nabla_context *ctx, uint32_t dtype, size_t len, const nabla_buffer *x, nabla_buffer *y) {
     if (bad(ctx, "copy", x, dtype, len) || bad(ctx, "copy", y, dtype, len)) return NABLA_ERROR;
     memcpy(y->data, x->data, len * (dtype == NABLA_F32 ? sizeof(float) : sizeof(double)));
@@ -470,9 +464,9 @@ static nabla_status p_dropout_mask(nabla_context *ctx, uint32_t dtype, size_t le
     return NABLA_OK;
 }
 
-static const nabla_backend_v1 TEMPLATE = {
+static const nabla_backend_v2 TEMPLATE = {
     .abi_version = NABLA_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(nabla_backend_v1),
+    .struct_size = sizeof(nabla_backend_v2),
     .name = "example-c",
     .ctx = NULL,
     .supports = p_supports,
@@ -485,7 +479,6 @@ static const nabla_backend_v1 TEMPLATE = {
     .synchronize = p_synchronize,
     .gemm = p_gemm,
     .hadamard = p_hadamard,
-    .axpy = p_axpy,
     .copy = p_copy,
     .bias_add = p_bias_add,
     .activate = p_activate,
@@ -503,7 +496,7 @@ static const nabla_backend_v1 TEMPLATE = {
 #define ENTRY_NAME nabla_plugin_entry
 #endif
 
-const nabla_backend_v1 *ENTRY_NAME(uint32_t host_abi_version) {
+const nabla_backend_v2 *ENTRY_NAME(uint32_t host_abi_version) {
     if (host_abi_version != NABLA_PLUGIN_ABI_VERSION) return NULL;
 #ifdef NABLA_TEST_NULL_TABLE
     return NULL;
@@ -528,19 +521,19 @@ const nabla_backend_v1 *ENTRY_NAME(uint32_t host_abi_version) {
 /* The offset of every table field, for the host's header-sync test. */
 size_t nabla_example_table_layout(size_t *out, size_t n) {
     size_t offsets[] = {
-        offsetof(nabla_backend_v1, abi_version),   offsetof(nabla_backend_v1, struct_size),
-        offsetof(nabla_backend_v1, name),          offsetof(nabla_backend_v1, ctx),
-        offsetof(nabla_backend_v1, supports),      offsetof(nabla_backend_v1, last_error),
-        offsetof(nabla_backend_v1, destroy),       offsetof(nabla_backend_v1, alloc),
-        offsetof(nabla_backend_v1, free_buffer),   offsetof(nabla_backend_v1, write),
-        offsetof(nabla_backend_v1, read),          offsetof(nabla_backend_v1, synchronize),
-        offsetof(nabla_backend_v1, gemm),          offsetof(nabla_backend_v1, hadamard),
-        offsetof(nabla_backend_v1, axpy),          offsetof(nabla_backend_v1, copy),
-        offsetof(nabla_backend_v1, bias_add),      offsetof(nabla_backend_v1, activate),
-        offsetof(nabla_backend_v1, bias_add_activate), offsetof(nabla_backend_v1, activate_grad),
-        offsetof(nabla_backend_v1, sum_rows),      offsetof(nabla_backend_v1, loss),
-        offsetof(nabla_backend_v1, update),        offsetof(nabla_backend_v1, dropout_mask),
-        sizeof(nabla_backend_v1),                  sizeof(nabla_update),
+        offsetof(nabla_backend_v2, abi_version),   offsetof(nabla_backend_v2, struct_size),
+        offsetof(nabla_backend_v2, name),          offsetof(nabla_backend_v2, ctx),
+        offsetof(nabla_backend_v2, supports),      offsetof(nabla_backend_v2, last_error),
+        offsetof(nabla_backend_v2, destroy),       offsetof(nabla_backend_v2, alloc),
+        offsetof(nabla_backend_v2, free_buffer),   offsetof(nabla_backend_v2, write),
+        offsetof(nabla_backend_v2, read),          offsetof(nabla_backend_v2, synchronize),
+        offsetof(nabla_backend_v2, gemm),          offsetof(nabla_backend_v2, hadamard),
+        offsetof(nabla_backend_v2, copy),          offsetof(nabla_backend_v2, bias_add),
+        offsetof(nabla_backend_v2, activate),      offsetof(nabla_backend_v2, bias_add_activate),
+        offsetof(nabla_backend_v2, activate_grad), offsetof(nabla_backend_v2, sum_rows),
+        offsetof(nabla_backend_v2, loss),          offsetof(nabla_backend_v2, update),
+        offsetof(nabla_backend_v2, dropout_mask),
+        sizeof(nabla_backend_v2),                  sizeof(nabla_update),
         offsetof(nabla_update, t),                 offsetof(nabla_update, c2),
     };
     size_t count = sizeof offsets / sizeof offsets[0];

@@ -36,6 +36,16 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Run the conformance kit on a backend: every op × dtype × variant against the reference.
     CheckBackend(CheckBackendArgs),
+    /// Write the C headers a plugin compiles against (nabla_plugin.h, nabla_plugin_codes.h).
+    PluginHeader(PluginHeaderArgs),
+}
+
+/// `nabla plugin-header`.
+#[derive(Args, Debug)]
+pub struct PluginHeaderArgs {
+    /// The folder to write them into (created if missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 /// `nabla check-backend`.
@@ -146,8 +156,8 @@ pub struct ModelFlags {
     /// Layer sizes from input to output, e.g. 2,64,64,3 [default: inputs,64,64,outputs].
     #[arg(long, value_parser = parse_layers)]
     pub layers: Option<Layers>,
-    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:ALPHA], identity, elu[:ALPHA], gelu (tanh form), gelu-erf (exact), silu, softplus, softsign [default: relu].
-    #[arg(long)]
+    /// Hidden activation [default: relu].
+    #[arg(long, help = format!("Hidden activation: {} [default: relu]", nabla::activation::ACTIVATION_NAMES))]
     pub activation: Option<String>,
     /// Output activation [default: softmax for softmax-ce, sigmoid for bce, identity otherwise].
     #[arg(long)]

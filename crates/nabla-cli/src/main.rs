@@ -14,6 +14,7 @@ mod gradcheck;
 mod job;
 mod model;
 mod plot;
+mod plugin_header;
 mod train;
 
 use std::process::ExitCode;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => evaluate::predict(&a),
         Command::Inspect(a) => evaluate::inspect(&a),
         Command::CheckBackend(a) => check_backend::run(&a),
+        Command::PluginHeader(a) => plugin_header::run(&a),
     };
     match result {
         Ok(code) => code,

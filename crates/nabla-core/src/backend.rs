@@ -206,9 +206,6 @@ pub trait Backend<E: Element>: Send + Sync {
     /// Hadamard product in place: `y ← x ⊙ y` over `len` elements.
     fn hadamard(&self, len: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
 
-    /// Scaled add: `y ← α x + y` over `len` elements.
-    fn axpy(&self, len: usize, alpha: E, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-
     /// Bias broadcast: `z[r, c] ← z[r, c] + b[c]` for every row `r`.
     fn bias_add(&self, d: Dims, bias: &Self::Buf, z: &mut Self::Buf) -> Result<()>;
 

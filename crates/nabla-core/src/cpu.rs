@@ -39,13 +39,6 @@ pub fn hadamard<E: Element>(len: usize, x: &[E], y: &mut [E]) -> Result<()> {
     Ok(())
 }
 
-/// `y ← α x + y`.
-pub fn axpy<E: Element>(len: usize, alpha: E, x: &[E], y: &mut [E]) -> Result<()> {
-    check::elementwise("axpy", len, &[("x", x.len()), ("y", y.len())])?;
-    y[..len].iter_mut().zip(&x[..len]).for_each(|(y, &x)| *y = alpha * x + *y);
-    Ok(())
-}
-
 /// `z[r, c] ← z[r, c] + b[c]`.
 pub fn bias_add<E: Element>(d: Dims, bias: &[E], z: &mut [E]) -> Result<()> {
     check::bias("bias_add", d, bias.len())?;

@@ -39,6 +39,7 @@ pub mod atomic;
 pub mod backend;
 pub mod check;
 pub mod checkpoint;
+pub mod codes;
 pub mod cpu;
 pub mod distributed;
 pub mod dropout;

@@ -125,6 +125,18 @@ impl Rule {
         }
     }
 
+    /// The names of [`Rule::params`]'s entries that the rule uses, in order.
+    pub fn param_names(self) -> &'static [&'static str] {
+        match self {
+            Rule::Sgd => &[],
+            Rule::Momentum { .. } => &["mu"],
+            Rule::Adagrad { .. } => &["eps"],
+            Rule::RmsProp { .. } => &["rho", "eps"],
+            Rule::Adam { .. } => &["beta1", "beta2", "eps"],
+            Rule::Rprop { .. } => &["eta_minus", "eta_plus", "step_min", "step_max"],
+        }
+    }
+
     /// The inverse of [`Rule::code`] and [`Rule::params`].
     pub fn from_code(code: u32, p: [f64; 4]) -> Option<Rule> {
         Some(match code {

@@ -1,9 +1,9 @@
 /*
- * nabla plugin ABI, version 1.
+ * nabla plugin ABI, version 2 (version 1 had an `axpy` op, which no caller used).
  *
  * A plugin is a shared library that exports one function,
  *
- *     const nabla_backend_v1 *nabla_plugin_entry(uint32_t host_abi_version);
+ *     const nabla_backend_v2 *nabla_plugin_entry(uint32_t host_abi_version);
  *
  * returning a table of function pointers (or NULL if it cannot serve that ABI version). The
  * table, its context and every buffer belong to the plugin: the host frees buffers only by
@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define NABLA_PLUGIN_ABI_VERSION 1u
+#define NABLA_PLUGIN_ABI_VERSION 2u
 #define NABLA_PLUGIN_ENTRY "nabla_plugin_entry"
 
 /* Status codes. */
@@ -39,7 +39,7 @@ typedef enum nabla_dtype { NABLA_F32 = 0, NABLA_F64 = 1 } nabla_dtype;
 typedef enum nabla_op {
     NABLA_OP_GEMM = 0,
     NABLA_OP_HADAMARD = 1,
-    NABLA_OP_AXPY = 2,
+    /* 2: retired (axpy, ABI version 1) */
     NABLA_OP_COPY = 3,
     NABLA_OP_BIAS_ADD = 4,
     NABLA_OP_ACTIVATE = 5,
@@ -51,38 +51,10 @@ typedef enum nabla_op {
     NABLA_OP_COUNT = 11
 } nabla_op;
 
-/* Activation codes (the `variant` of ACTIVATE and ACTIVATE_GRAD). */
-#define NABLA_ACT_IDENTITY 0
-#define NABLA_ACT_SIGMOID 1
-#define NABLA_ACT_TANH 2
-#define NABLA_ACT_RELU 3
-#define NABLA_ACT_LEAKY_RELU 4 /* parameter alpha */
-#define NABLA_ACT_ELU 5        /* parameter alpha */
-#define NABLA_ACT_GELU 6       /* tanh form */
-#define NABLA_ACT_SOFTPLUS 7
-#define NABLA_ACT_SOFTSIGN 8
-#define NABLA_ACT_SOFTMAX 9    /* row-wise */
-#define NABLA_ACT_GELU_ERF 10  /* exact: z * Phi(z), Phi the normal CDF */
-#define NABLA_ACT_SILU 11      /* z * sigmoid(z) (swish) */
-#define NABLA_ACT_COUNT 12
-
-/* Loss codes (the `variant` of LOSS). */
-#define NABLA_LOSS_MSE 0
-#define NABLA_LOSS_MAE 1
-#define NABLA_LOSS_HUBER 2      /* parameter delta */
-#define NABLA_LOSS_BCE 3        /* on logits */
-#define NABLA_LOSS_SOFTMAX_CE 4 /* on logits */
-#define NABLA_LOSS_COUNT 5
-
-/* Update rule codes (the `variant` of UPDATE). */
-#define NABLA_RULE_SGD 0
-#define NABLA_RULE_MOMENTUM 1 /* p[0] = mu */
-#define NABLA_RULE_NESTEROV 2 /* p[0] = mu */
-#define NABLA_RULE_ADAGRAD 3  /* p[0] = eps */
-#define NABLA_RULE_RMSPROP 4  /* p[0] = rho, p[1] = eps */
-#define NABLA_RULE_ADAM 5     /* p[0] = beta1, p[1] = beta2, p[2] = eps; c1, c2 bias corrections */
-#define NABLA_RULE_RPROP 6    /* p = eta_minus, eta_plus, step_min, step_max */
-#define NABLA_RULE_COUNT 7
+/* The activation, loss and update-rule codes (NABLA_ACT_*, NABLA_LOSS_*, NABLA_RULE_*, each group
+ * with its _COUNT): generated from nabla_core's Rust enums, never written by hand. Get this file
+ * and nabla_plugin_codes.h with `nabla plugin-header DIR`. */
+#include "nabla_plugin_codes.h"
 
 /* Opaque, plugin-owned. */
 typedef struct nabla_context nabla_context;
@@ -103,8 +75,8 @@ typedef struct nabla_update {
 
 typedef int32_t nabla_status;
 
-typedef struct nabla_backend_v1 {
-    /* NABLA_PLUGIN_ABI_VERSION and sizeof(nabla_backend_v1), for the host to check. */
+typedef struct nabla_backend_v2 {
+    /* NABLA_PLUGIN_ABI_VERSION and sizeof(nabla_backend_v2), for the host to check. */
     uint32_t abi_version;
     uint32_t struct_size;
     /* A short name for messages, e.g. "example-c". */
@@ -134,8 +106,6 @@ typedef struct nabla_backend_v1 {
                          double alpha, const nabla_buffer *a, const nabla_buffer *b, double beta, nabla_buffer *c);
     /* y <- x (.) y */
     nabla_status (*hadamard)(nabla_context *ctx, uint32_t dtype, size_t len, const nabla_buffer *x, nabla_buffer *y);
-    /* y <- alpha x + y */
-    nabla_status (*axpy)(nabla_context *ctx, uint32_t dtype, size_t len, double alpha, const nabla_buffer *x, nabla_buffer *y);
     /* dst <- src. Optional (NULL: the host uses the identity activation). */
     nabla_status (*copy)(nabla_context *ctx, uint32_t dtype, size_t len, const nabla_buffer *src, nabla_buffer *dst);
     /* z[r, c] <- z[r, c] + bias[c] */
@@ -161,10 +131,10 @@ typedef struct nabla_backend_v1 {
                            const nabla_buffer *g, nabla_buffer *s0, nabla_buffer *s1);
     /* mask[i] <- keep(seed, i) ? 1/(1 - rate) : 0 with keep as in nabla_core::dropout. */
     nabla_status (*dropout_mask)(nabla_context *ctx, uint32_t dtype, size_t len, double rate, uint64_t seed, nabla_buffer *mask);
-} nabla_backend_v1;
+} nabla_backend_v2;
 
 /* The entry point every plugin exports. */
-typedef const nabla_backend_v1 *(*nabla_plugin_entry_fn)(uint32_t host_abi_version);
+typedef const nabla_backend_v2 *(*nabla_plugin_entry_fn)(uint32_t host_abi_version);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 use nabla_core::{Activation, Loss, Rule};
 
 /// The ABI version this host speaks.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// The exported entry symbol.
 pub const ENTRY: &[u8] = b"nabla_plugin_entry\0";
 /// Success.
@@ -24,7 +24,7 @@ pub const F64: u32 = 1;
 pub enum Op {
     Gemm = 0,
     Hadamard = 1,
-    Axpy = 2,
+    // 2 was `axpy` (ABI version 1); its code is not reused.
     Copy = 3,
     BiasAdd = 4,
     Activate = 5,
@@ -37,10 +37,9 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 10] = [
         Op::Gemm,
         Op::Hadamard,
-        Op::Axpy,
         Op::Copy,
         Op::BiasAdd,
         Op::Activate,
@@ -68,7 +67,6 @@ impl Op {
         match self {
             Op::Gemm => "gemm",
             Op::Hadamard => "hadamard",
-            Op::Axpy => "axpy",
             Op::Copy => "copy",
             Op::BiasAdd => "bias_add",
             Op::Activate => "activate",
@@ -114,9 +112,9 @@ type Ctx = *mut Context;
 type Buf = *mut Buffer;
 type CBuf = *const Buffer;
 
-/// `nabla_backend_v1`: the table a plugin's entry returns.
+/// `nabla_backend_v2`: the table a plugin's entry returns.
 #[repr(C)]
-pub struct BackendV1 {
+pub struct BackendV2 {
     pub abi_version: u32,
     pub struct_size: u32,
     pub name: *const c_char,
@@ -133,7 +131,6 @@ pub struct BackendV1 {
     pub gemm:
         Option<unsafe extern "C" fn(Ctx, u32, u32, u32, usize, usize, usize, f64, CBuf, CBuf, f64, Buf) -> Status>,
     pub hadamard: Option<unsafe extern "C" fn(Ctx, u32, usize, CBuf, Buf) -> Status>,
-    pub axpy: Option<unsafe extern "C" fn(Ctx, u32, usize, f64, CBuf, Buf) -> Status>,
     pub copy: Option<unsafe extern "C" fn(Ctx, u32, usize, CBuf, Buf) -> Status>,
     pub bias_add: Option<unsafe extern "C" fn(Ctx, u32, usize, usize, CBuf, Buf) -> Status>,
     pub activate: Option<unsafe extern "C" fn(Ctx, u32, u32, f64, usize, usize, CBuf, Buf) -> Status>,
@@ -149,14 +146,14 @@ pub struct BackendV1 {
 }
 
 /// The entry point's type.
-pub type EntryFn = unsafe extern "C" fn(u32) -> *const BackendV1;
+pub type EntryFn = unsafe extern "C" fn(u32) -> *const BackendV2;
 
-/// The field names of [`BackendV1`] in declaration order, with their offsets (for the
+/// The field names of [`BackendV2`] in declaration order, with their offsets (for the
 /// header-sync test and for messages naming a null function).
 pub fn field_offsets() -> Vec<(&'static str, usize)> {
     use std::mem::offset_of;
     macro_rules! offsets {
-        ($($f:ident),*) => { vec![$((stringify!($f), offset_of!(BackendV1, $f))),*] };
+        ($($f:ident),*) => { vec![$((stringify!($f), offset_of!(BackendV2, $f))),*] };
     }
     offsets!(
         abi_version,
@@ -173,7 +170,6 @@ pub fn field_offsets() -> Vec<(&'static str, usize)> {
         synchronize,
         gemm,
         hadamard,
-        axpy,
         copy,
         bias_add,
         activate,
@@ -190,9 +186,10 @@ pub fn field_offsets() -> Vec<(&'static str, usize)> {
 mod tests {
     use super::*;
 
-    /// The `#define NAME value` lines of the C header.
+    /// The `#define NAME value` lines of the C headers (the ABI's and the generated codes').
     fn defines() -> Vec<(String, String)> {
-        crate::HEADER
+        [crate::HEADER.to_string(), crate::codes_header()]
+            .concat()
             .lines()
             .filter_map(|l| l.strip_prefix("#define "))
             .filter_map(|l| {
@@ -212,8 +209,9 @@ mod tests {
     }
 
     /// Every activation, loss and rule code of the Rust enums has its `NABLA_*` define in the C
-    /// header with the same number (names from the enums' exhaustive `code_name`), and the
-    /// header's counts are the enums'.
+    /// headers with the same number (names from the enums' exhaustive `code_name`), and the
+    /// headers' counts are the enums'; `nabla_plugin.h` itself defines no code (it includes
+    /// the generated `nabla_plugin_codes.h`).
     #[test]
     fn header_codes_match_the_rust_enums() {
         for f in (0..Op::Activate.variants()).filter_map(|c| Activation::from_code(c, 0.1)) {
@@ -231,7 +229,9 @@ mod tests {
         // No code in the header that Rust does not know.
         for (prefix, op) in [("NABLA_ACT_", Op::Activate), ("NABLA_LOSS_", Op::Loss), ("NABLA_RULE_", Op::Update)] {
             let codes = defines().iter().filter(|(n, _)| n.starts_with(prefix) && !n.ends_with("_COUNT")).count();
-            assert_eq!(codes as u32, op.variants(), "the header defines {codes} {prefix}* codes");
+            assert_eq!(codes as u32, op.variants(), "the headers define {codes} {prefix}* codes");
+            assert!(!crate::HEADER.contains(&format!("#define {prefix}")), "nabla_plugin.h keeps {prefix}* by hand");
         }
+        assert!(crate::HEADER.contains(&format!("#include \"{}\"", crate::CODES_HEADER)));
     }
 }

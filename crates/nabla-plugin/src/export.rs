@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use nabla_core::backend::{Backend, Dims, Gemm, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Rule, Update};
 
-use crate::abi::{self, BackendV1, Buffer, Context, Op, Status, UpdateDesc};
+use crate::abi::{self, BackendV2, Buffer, Context, Op, Status, UpdateDesc};
 
 /// A backend that can be exported: it computes in both element types.
 pub trait Exportable: Backend<f32> + Backend<f64> + Send + Sync + 'static {}
@@ -64,7 +64,7 @@ impl Pick for f64 {
 /// error message.
 #[repr(C)]
 struct ExportCtx<B: Exportable> {
-    table: BackendV1,
+    table: BackendV2,
     backend: B,
     name: CString,
     last_error: RefCell<CString>,
@@ -285,20 +285,6 @@ unsafe extern "C" fn hadamard<B: Exportable>(
     })
 }
 
-unsafe extern "C" fn axpy<B: Exportable>(
-    c: *mut Context,
-    dtype: u32,
-    len: usize,
-    alpha: f64,
-    x: *const Buffer,
-    y: *mut Buffer,
-) -> Status {
-    run::<B>(c, |cx| {
-        unaliased("axpy", &[y], &[x])?;
-        by_dtype!(dtype, E => cx.backend.axpy(len, E::of(alpha), buf::<B, E>(x)?, buf_mut::<B, E>(y)?))
-    })
-}
-
 unsafe extern "C" fn copy<B: Exportable>(
     c: *mut Context,
     dtype: u32,
@@ -470,15 +456,15 @@ unsafe extern "C" fn dropout_mask<B: Exportable>(
 
 /// The body of a Rust plugin's `nabla_plugin_entry`: builds the backend with `make` and returns
 /// its table, or NULL if the host speaks another ABI version or `make` fails.
-pub fn entry<B: Exportable>(host_version: u32, name: &str, make: impl FnOnce() -> Result<B>) -> *const BackendV1 {
+pub fn entry<B: Exportable>(host_version: u32, name: &str, make: impl FnOnce() -> Result<B>) -> *const BackendV2 {
     if host_version != abi::ABI_VERSION {
         return std::ptr::null();
     }
     let Ok(Ok(backend)) = catch_unwind(AssertUnwindSafe(make)) else { return std::ptr::null() };
     let name = CString::new(name.replace('\0', " ")).unwrap_or_default();
-    let table = BackendV1 {
+    let table = BackendV2 {
         abi_version: abi::ABI_VERSION,
-        struct_size: std::mem::size_of::<BackendV1>() as u32,
+        struct_size: std::mem::size_of::<BackendV2>() as u32,
         name: std::ptr::null(),
         ctx: std::ptr::null_mut(),
         supports: Some(supports),
@@ -491,7 +477,6 @@ pub fn entry<B: Exportable>(host_version: u32, name: &str, make: impl FnOnce() -
         synchronize: Some(synchronize::<B>),
         gemm: Some(gemm::<B>),
         hadamard: Some(hadamard::<B>),
-        axpy: Some(axpy::<B>),
         copy: Some(copy::<B>),
         bias_add: Some(bias_add::<B>),
         activate: Some(activate::<B>),
@@ -519,7 +504,7 @@ macro_rules! export_plugin {
     ($name:expr, $make:expr) => {
         /// The nabla plugin entry point.
         #[unsafe(no_mangle)]
-        pub extern "C" fn nabla_plugin_entry(host_abi_version: u32) -> *const $crate::abi::BackendV1 {
+        pub extern "C" fn nabla_plugin_entry(host_abi_version: u32) -> *const $crate::abi::BackendV2 {
             $crate::export::entry(host_abi_version, $name, || $make)
         }
     };

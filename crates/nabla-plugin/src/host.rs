@@ -16,7 +16,7 @@ use libloading::Library;
 use nabla_core::backend::{Backend, Dims, Gemm, Owner, Trans};
 use nabla_core::{Activation, Element, Error, Loss, Result, Update, check};
 
-use crate::abi::{self, BackendV1, Buffer, Op, UpdateDesc};
+use crate::abi::{self, BackendV2, Buffer, Op, UpdateDesc};
 
 /// An element type a plugin can compute in, with its ABI code.
 pub trait PluginFloat: Element {
@@ -35,7 +35,7 @@ impl PluginFloat for f64 {
 /// What the host keeps of a loaded plugin. Dropped last of all its buffers (each holds an
 /// `Arc` to it); dropping calls the plugin's `destroy`, then unloads the library.
 struct Loaded {
-    table: *const BackendV1,
+    table: *const BackendV2,
     name: String,
     path: PathBuf,
     /// Bit `v` of `supported[op][dtype]`: the op supports variant `v` in that dtype.
@@ -121,7 +121,7 @@ impl<E> PluginBuf<E> {
 }
 
 /// The required function pointers (the others, `copy` and `bias_add_activate`, are optional).
-const REQUIRED: [&str; 18] = [
+const REQUIRED: [&str; 17] = [
     "supports",
     "last_error",
     "destroy",
@@ -132,7 +132,6 @@ const REQUIRED: [&str; 18] = [
     "synchronize",
     "gemm",
     "hadamard",
-    "axpy",
     "bias_add",
     "activate",
     "activate_grad",
@@ -172,14 +171,14 @@ impl PluginBackend {
                 abi::ABI_VERSION
             )));
         }
-        if size < std::mem::size_of::<BackendV1>() {
+        if size < std::mem::size_of::<BackendV2>() {
             return Err(bad(format!(
                 "its table is {size} bytes but ABI version {} needs {} (built against another header?)",
                 abi::ABI_VERSION,
-                std::mem::size_of::<BackendV1>()
+                std::mem::size_of::<BackendV2>()
             )));
         }
-        // SAFETY: the table is at least as large as `BackendV1`.
+        // SAFETY: the table is at least as large as `BackendV2`.
         let t = unsafe { &*table };
         if let Some(missing) = REQUIRED.iter().find(|name| is_null(t, name)) {
             // The plugin made a context for us: give it back before refusing the plugin.
@@ -230,7 +229,7 @@ impl PluginBackend {
         self.loaded.owner.check(|| self.name_for_errors(), op, &operands.map(|(name, b)| (name, b.owner())))
     }
 
-    fn table(&self) -> &BackendV1 {
+    fn table(&self) -> &BackendV2 {
         // SAFETY: checked at load; valid while `loaded` lives.
         unsafe { &*self.loaded.table }
     }
@@ -245,7 +244,7 @@ impl PluginBackend {
 
     /// Calls into the plugin under the lock and turns an error status into an error with the
     /// plugin's message.
-    fn call(&self, op: &str, f: impl FnOnce(&BackendV1) -> abi::Status) -> Result<()> {
+    fn call(&self, op: &str, f: impl FnOnce(&BackendV2) -> abi::Status) -> Result<()> {
         let _guard =
             self.loaded.lock.lock().map_err(|_| Error::backend(self.name_for_errors(), "a previous call panicked"))?;
         let t = self.table();
@@ -271,7 +270,7 @@ impl PluginBackend {
 }
 
 /// Whether the named function pointer of `t` is NULL.
-fn is_null(t: &BackendV1, name: &str) -> bool {
+fn is_null(t: &BackendV2, name: &str) -> bool {
     match name {
         "supports" => t.supports.is_none(),
         "last_error" => t.last_error.is_none(),
@@ -283,7 +282,6 @@ fn is_null(t: &BackendV1, name: &str) -> bool {
         "synchronize" => t.synchronize.is_none(),
         "gemm" => t.gemm.is_none(),
         "hadamard" => t.hadamard.is_none(),
-        "axpy" => t.axpy.is_none(),
         "bias_add" => t.bias_add.is_none(),
         "activate" => t.activate.is_none(),
         "activate_grad" => t.activate_grad.is_none(),
@@ -369,14 +367,6 @@ impl<E: PluginFloat> Backend<E> for PluginBackend {
         self.require(Op::Hadamard, E::CODE, 0, || "hadamard".into())?;
         let (px, py) = (x.raw(), y.raw_mut());
         self.call("hadamard", |t| ffi!(t, hadamard(t.ctx, E::CODE, len, px, py)))
-    }
-
-    fn axpy(&self, len: usize, alpha: E, x: &PluginBuf<E>, y: &mut PluginBuf<E>) -> Result<()> {
-        check::elementwise("axpy", len, &[("x", x.len), ("y", y.len)])?;
-        self.own("axpy", [("x", x), ("y", y)])?;
-        self.require(Op::Axpy, E::CODE, 0, || "axpy".into())?;
-        let (px, py) = (x.raw(), y.raw_mut());
-        self.call("axpy", |t| ffi!(t, axpy(t.ctx, E::CODE, len, alpha.f64(), px, py)))
     }
 
     fn bias_add(&self, d: Dims, bias: &PluginBuf<E>, z: &mut PluginBuf<E>) -> Result<()> {
