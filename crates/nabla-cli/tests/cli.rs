@@ -82,7 +82,7 @@ fn no_subcommand_trains_the_default_set() {
 #[test]
 fn bad_flags_exit_2_with_one_line_naming_the_flag() {
     let cases: [(&[&str], &str); 9] = [
-        (&["train", "--activation", "mish"], "--activation"),
+        (&["train", "--activation", "no-such-activation"], "--activation"),
         (&["train", "--loss", "hinge"], "--loss"),
         (&["train", "--backend", "tpu"], "backend"),
         (&["train", "--dataset", "mnist-ish"], "dataset"),
@@ -99,7 +99,7 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         let first = err.lines().next().unwrap_or_default();
         assert!(first.contains(flag), "{args:?}: {err}");
     }
-    let o = nabla(&["train", "--activation", "mish"]);
+    let o = nabla(&["train", "--activation", "no-such-activation"]);
     assert!(stderr(&o).contains("leaky-relu"), "accepted values are listed: {}", stderr(&o));
     let o = nabla(&["train", "--layers", "3,8,3"]);
     assert_eq!(o.status.code(), Some(2));
