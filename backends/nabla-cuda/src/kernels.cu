@@ -62,6 +62,7 @@ __device__ __forceinline__ T act_##S(int f, T alpha, T z) {                     
     case ACT_SOFTSIGN: return z / ((T)1 + fabs(z));                                                \
     case ACT_GELU_ERF: return (T)0.5 * z * ((T)1 + erf(z * (T)0.7071067811865476));                \
     case ACT_SILU: return z * sigmoid_##S(z);                                                      \
+    case ACT_MISH: return z * tanh((z > (T)0 ? z : (T)0) + log1p(exp(-fabs(z))));                  \
     default: return (T)NABLA_NAN; /* an unknown code never passes for the identity */             \
     }                                                                                              \
 }                                                                                                  \
@@ -85,6 +86,10 @@ __device__ __forceinline__ T dact_##S(int f, T alpha, T z, T a) {               
         return cdf + z * (T)0.3989422804014327 * exp((T)-0.5 * z * z);                             \
     }                                                                                              \
     case ACT_SILU: { T s = sigmoid_##S(z); return s * ((T)1 + z * ((T)1 - s)); }                   \
+    case ACT_MISH: {                                                                               \
+        T t = tanh((z > (T)0 ? z : (T)0) + log1p(exp(-fabs(z))));                                  \
+        return t + z * ((T)1 - t * t) * sigmoid_##S(z);                                            \
+    }                                                                                              \
     default: return (T)NABLA_NAN;                                                                  \
     }                                                                                              \
 }                                                                                                  \

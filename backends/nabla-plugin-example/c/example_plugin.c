@@ -81,6 +81,7 @@ static uint64_t mix64(uint64_t x) {
         case NABLA_ACT_SOFTSIGN: return z / ((T)1 + fabs##S(z));                                    \
         case NABLA_ACT_GELU_ERF: return (T)0.5 * z * ((T)1 + erf##S(z * (T)0.7071067811865476));    \
         case NABLA_ACT_SILU: return z * sigmoid_##N(z);                                             \
+        case NABLA_ACT_MISH: return z * tanh##S((z > 0 ? z : (T)0) + log1p##S(exp##S(-fabs##S(z))));\
         default: return (T)NAN; /* unreachable: ops refuse codes known_activation() rejects */      \
         }                                                                                           \
     }                                                                                               \
@@ -104,6 +105,10 @@ static uint64_t mix64(uint64_t x) {
             return cdf + z * (T)0.3989422804014327 * exp##S((T)-0.5 * z * z);                       \
         }                                                                                           \
         case NABLA_ACT_SILU: { T s = sigmoid_##N(z); return s * ((T)1 + z * ((T)1 - s)); }          \
+        case NABLA_ACT_MISH: {                                                                      \
+            T t = tanh##S((z > 0 ? z : (T)0) + log1p##S(exp##S(-fabs##S(z))));                      \
+            return t + z * ((T)1 - t * t) * sigmoid_##N(z);                                         \
+        }                                                                                           \
         default: return (T)NAN;                                                                     \
         }                                                                                           \
     }                                                                                               \
@@ -261,7 +266,8 @@ static int known_activation(uint32_t f) {
     switch (f) {
     case NABLA_ACT_IDENTITY: case NABLA_ACT_SIGMOID: case NABLA_ACT_TANH: case NABLA_ACT_RELU:
     case NABLA_ACT_LEAKY_RELU: case NABLA_ACT_ELU: case NABLA_ACT_SOFTPLUS:
-    case NABLA_ACT_SOFTSIGN: case NABLA_ACT_SOFTMAX: case NABLA_ACT_GELU_ERF: case NABLA_ACT_SILU: return 1;
+    case NABLA_ACT_SOFTSIGN: case NABLA_ACT_SOFTMAX: case NABLA_ACT_GELU_ERF: case NABLA_ACT_SILU:
+    case NABLA_ACT_MISH: return 1;
 #ifndef NABLA_TEST_UNSUPPORTED
     case NABLA_ACT_GELU: return 1;
 #endif

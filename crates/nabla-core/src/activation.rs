@@ -59,17 +59,20 @@ pub enum Activation {
     /// SiLU (swish), `silu`: `σ(z) = z · s(z)` with the logistic `s(z) = 1 / (1 + e^−z)`;
     /// `σ' = s(z) (1 + z (1 − s(z)))`.
     Silu,
+    /// Mish, `mish` (PyTorch's `nn.Mish`): `σ(z) = z · tanh(softplus(z))`;
+    /// `σ' = t + z (1 − t²) s(z)` with `t = tanh(softplus(z))` and the logistic `s`.
+    Mish,
 }
 
 /// The names accepted on the command line and in files, for error messages.
 pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky-relu[:ALPHA], elu[:ALPHA], gelu (tanh form), gelu-erf (exact), silu, \
-     softplus, softsign, softmax";
+     mish, softplus, softsign, softmax";
 
 impl Activation {
     /// Every activation, once each (leaky ReLU and ELU with a non-default α, so that a backend
     /// that ignores α is seen): the list tests, the conformance kit and the generated C and CUDA
     /// code definitions iterate over.
-    pub const ALL: [Activation; 12] = [
+    pub const ALL: [Activation; 13] = [
         Activation::Identity,
         Activation::Sigmoid,
         Activation::Tanh,
@@ -82,6 +85,7 @@ impl Activation {
         Activation::Softmax,
         Activation::GeluErf,
         Activation::Silu,
+        Activation::Mish,
     ];
 
     /// `σ(z)` for an element-wise activation. Softmax is row-wise and is computed by
@@ -119,10 +123,11 @@ impl Activation {
                 let inner = E::of(SQRT_2_OVER_PI) * (z + E::of(GELU_CUBIC) * z * z * z);
                 E::of(0.5) * z * (one + inner.tanh())
             }
-            Activation::Softplus => z.max(E::zero()) + (-z.abs()).exp().ln_1p(),
+            Activation::Softplus => softplus(z),
             Activation::Softsign => z / (one + z.abs()),
             Activation::GeluErf => z * normal_cdf(z),
             Activation::Silu => z * sigmoid(z),
+            Activation::Mish => z * softplus(z).tanh(),
         }
     }
 
@@ -173,6 +178,10 @@ impl Activation {
                 let s = sigmoid(z);
                 s * (one + z * (one - s))
             }
+            Activation::Mish => {
+                let t = softplus(z).tanh();
+                t + z * (one - t * t) * sigmoid(z)
+            }
         }
     }
 
@@ -183,7 +192,14 @@ impl Activation {
 
     /// The recommended initialisation gain family: He for the ReLU family, Xavier otherwise.
     pub fn prefers_he_init(self) -> bool {
-        matches!(self, Activation::Relu | Activation::LeakyRelu { .. } | Activation::Elu { .. } | Activation::Gelu)
+        matches!(
+            self,
+            Activation::Relu
+                | Activation::LeakyRelu { .. }
+                | Activation::Elu { .. }
+                | Activation::Gelu
+                | Activation::Mish
+        )
     }
 
     /// A stable integer code, used by the plugin ABI and the CUDA kernels.
@@ -201,6 +217,7 @@ impl Activation {
             Activation::Softmax => 9,
             Activation::GeluErf => 10,
             Activation::Silu => 11,
+            Activation::Mish => 12,
         }
     }
 
@@ -220,6 +237,7 @@ impl Activation {
             Activation::Softmax => "SOFTMAX",
             Activation::GeluErf => "GELU_ERF",
             Activation::Silu => "SILU",
+            Activation::Mish => "MISH",
         }
     }
 
@@ -246,6 +264,7 @@ impl Activation {
             9 => Activation::Softmax,
             10 => Activation::GeluErf,
             11 => Activation::Silu,
+            12 => Activation::Mish,
             _ => return None,
         })
     }
@@ -261,6 +280,12 @@ pub fn sigmoid<E: Element>(z: E) -> E {
         let e = z.exp();
         e / (one + e)
     }
+}
+
+/// `ln(1 + e^z)`, computed without overflow as `max(z, 0) + ln(1 + e^−|z|)`.
+#[inline(always)]
+fn softplus<E: Element>(z: E) -> E {
+    z.max(E::zero()) + (-z.abs()).exp().ln_1p()
 }
 
 /// `a = softmax(z)` for one row, shifted by the row maximum so that no exponent overflows.
@@ -296,6 +321,7 @@ impl fmt::Display for Activation {
             Activation::Softmax => f.write_str("softmax"),
             Activation::GeluErf => f.write_str("gelu-erf"),
             Activation::Silu => f.write_str("silu"),
+            Activation::Mish => f.write_str("mish"),
         }
     }
 }
@@ -325,6 +351,7 @@ impl FromStr for Activation {
             "gelu" | "gelu-tanh" | "gelu_tanh" => plain(Activation::Gelu),
             "gelu-erf" | "gelu_erf" | "gelu-exact" => plain(Activation::GeluErf),
             "silu" | "swish" => plain(Activation::Silu),
+            "mish" => plain(Activation::Mish),
             "softplus" => plain(Activation::Softplus),
             "softsign" => plain(Activation::Softsign),
             "softmax" => plain(Activation::Softmax),
@@ -369,6 +396,9 @@ mod tests {
         assert_eq!("gelu-tanh".parse::<Activation>().unwrap(), Activation::Gelu);
         // torch.nn.functional.silu(torch.tensor(1.5, dtype=torch.float64)) = 1.5 / (1 + e^−1.5).
         assert!((Activation::Silu.apply(1.5_f64) - 1.5 / (1.0 + (-1.5f64).exp())).abs() < 1e-16);
+        // torch.nn.functional.mish(torch.tensor([1.0, -2.0], dtype=torch.float64)).
+        assert!((Activation::Mish.apply(1.0_f64) - 0.865_098_388_267_310_3).abs() < 1e-15);
+        assert!((Activation::Mish.apply(-2.0_f64) + 0.252_501_482_695_708_9).abs() < 1e-15);
     }
 
     #[test]
