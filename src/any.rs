@@ -130,6 +130,9 @@ impl fmt::Display for BackendName {
 impl AnyBackend {
     /// Opens the backend `name` with `options`; an error says why it is not usable here.
     pub fn open(name: &BackendName, options: &BackendOptions) -> Result<AnyBackend> {
+        // Only the OpenBLAS and CUDA backends take options.
+        #[cfg(not(any(feature = "openblas", feature = "cuda")))]
+        let _ = options;
         match name {
             BackendName::Reference => Ok(AnyBackend::Reference(Reference)),
             #[cfg(feature = "openblas")]
@@ -156,7 +159,7 @@ impl AnyBackend {
 }
 
 /// The error for a backend left out of this build.
-#[allow(dead_code)]
+#[cfg(not(all(feature = "openblas", feature = "cuda", feature = "plugins")))]
 fn not_compiled(backend: &str, feature: &str) -> Error {
     Error::Unavailable {
         backend: backend.into(),
@@ -250,7 +253,6 @@ impl<E: AnyElement> Native<E> for Cuda {
 }
 
 /// A buffer of another kind of backend was passed in (which operand is not known at this level).
-#[allow(dead_code)]
 fn foreign(backend: &str) -> Error {
     Error::ForeignBuffer { backend: backend.to_string(), op: "an operation", operand: "a buffer".to_string() }
 }

@@ -2,6 +2,7 @@
 //! `crates/nabla-backend-tests`; each backend crate runs it on itself from its own tests), and
 //! the boundary between two CUDA instances.
 
+#[cfg(feature = "cuda")]
 mod common;
 
 nabla_backend_tests::conformance_tests!(reference, Some(nabla::Reference));

@@ -1,8 +1,6 @@
 //! What several test files share: the boundary check between two instances of a backend (the
 //! op-by-op suite is the conformance kit, `crates/nabla-backend-tests`).
 
-#![allow(dead_code)]
-
 use nabla::backend::{Backend, Dims, Gemm, Trans};
 use nabla::{Activation, Element, Loss, Rule, Update};
 

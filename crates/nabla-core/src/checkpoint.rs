@@ -37,8 +37,6 @@ pub const CHECKPOINT_FORMAT: &str = "nabla-checkpoint-1";
 pub struct RunState {
     /// Epochs completed (the next epoch starts at its first batch).
     pub epoch: usize,
-    /// Batch position within the epoch (checkpoints are written between epochs: always 0).
-    pub batch: usize,
     /// Optimizer steps taken.
     pub optimizer_steps: u64,
     /// Reduce-on-plateau's state.
@@ -332,7 +330,6 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         let (dropout_seed, dropout_passes) = self.net.dropout_state();
         let state = RunState {
             epoch: self.epoch,
-            batch: 0,
             optimizer_steps: self.opt.steps(),
             schedule: self.schedule_state,
             early_stopping: self.stop_state.clone(),

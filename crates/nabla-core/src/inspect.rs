@@ -8,7 +8,7 @@ use crate::activation::Activation;
 use crate::backend::Backend;
 use crate::element::Element;
 use crate::error::Result;
-use crate::network::Network;
+use crate::network::{LayerValue, Network};
 
 /// The statistics of one layer on one batch.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -50,8 +50,11 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         let mut out = Vec::with_capacity(self.architecture().layers());
         for l in 0..self.architecture().layers() {
             let (units, f) = (self.architecture().sizes[l + 1], self.architecture().activations[l]);
-            let (z, a, delta) =
-                (self.layer_values(l, 'z', rows)?, self.layer_values(l, 'a', rows)?, self.layer_values(l, 'd', rows)?);
+            let (z, a, delta) = (
+                self.layer_values(l, LayerValue::Z, rows)?,
+                self.layer_values(l, LayerValue::A, rows)?,
+                self.layer_values(l, LayerValue::Delta, rows)?,
+            );
             let n = a.len().max(1) as f64;
             let mean = a.iter().map(|v| v.f64()).sum::<f64>() / n;
             let var = a.iter().map(|v| (v.f64() - mean).powi(2)).sum::<f64>() / n;

@@ -68,7 +68,7 @@ pub use error::{Error, Result};
 pub use gradcheck::{GradCheck, gradient_check, randomize_biases};
 pub use init::Init;
 pub use loss::Loss;
-pub use network::{Architecture, Mode, Network, Score};
+pub use network::{Architecture, LayerValue, Mode, Network, Score};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use reference::Reference;
 pub use schedule::Schedule;

@@ -168,11 +168,6 @@ pub struct Update {
 }
 
 impl Update {
-    /// A plain SGD step with learning rate `lr`.
-    pub fn sgd(lr: f64) -> Update {
-        Update { rule: Rule::Sgd, lr, t: 1, l2: 0.0, decay: 0.0 }
-    }
-
     /// Adam's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)`, computed once per step in `f64`.
     pub fn adam_corrections(&self) -> (f64, f64) {
         match self.rule {
