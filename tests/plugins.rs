@@ -381,11 +381,18 @@ fn the_conformance_kit_names_the_wrong_op_of_a_broken_plugin() {
     }
 }
 
-/// The `nabla` binary of this workspace's build (`cargo test --workspace` builds it), if built.
+/// The `nabla` binary of this workspace's build (`cargo test --workspace --all-features` builds
+/// it), if it is built with plugin support.
 fn nabla_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let path = exe.parent()?.parent()?.join(format!("nabla{}", std::env::consts::EXE_SUFFIX));
-    path.exists().then_some(path)
+    let out = std::process::Command::new(&path).args(["backends", "--json"]).output().ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let plugins = json["backends"]
+        .as_array()?
+        .iter()
+        .any(|b| b["backend"].as_str().is_some_and(|name| name.starts_with("plugin")) && b["compiled"] == true);
+    plugins.then_some(path)
 }
 
 /// `nabla check-backend plugin:PATH`: exit 0 and a passing JSON report for the example
@@ -423,4 +430,27 @@ fn check_backend_passes_the_example_plugins_and_fails_the_broken_one() {
     let line = table.lines().find(|l| l.starts_with("activate_grad") && l.contains(" sigmoid ")).unwrap();
     assert!(line.contains("fail"), "{line}");
     assert!(table.contains("does NOT conform"), "{table}");
+}
+
+/// `nabla compare reference,plugin:BROKEN`: the forward pass agrees, and the first op named as
+/// diverging is the hidden layer's δ through the wrong sigmoid derivative; exit status 1.
+#[test]
+fn compare_names_the_first_op_where_a_broken_plugin_diverges() {
+    let Some(nabla) = nabla_binary() else {
+        return nabla_backend_tests::skip(
+            "the nabla binary is not built (cargo build -p nabla-cli --features plugins)",
+        );
+    };
+    let broken = format!("plugin:{}", c_plugin(Some("WRONG_SIGMOID_GRAD")).display());
+    let out = std::process::Command::new(&nabla)
+        .args(["compare", "--backends", &format!("reference,{broken}"), "--activation", "sigmoid", "--epochs", "3"])
+        .args(["--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(json["agree"], false);
+    let at = json["backends"][1]["first_step_diverges_at"].as_str().unwrap();
+    assert_eq!(at, "layer 2 δ = (δ W) ⊙ σ'(Z) (gemm, activate_grad sigmoid)", "{json}");
 }

@@ -25,7 +25,7 @@ mod step;
 use nabla_core::Element;
 use nabla_core::backend::Backend;
 
-pub use cases::{SIZES, random};
+pub use cases::{SIZES, random, tol as tolerance};
 pub use report::{Outcome, Report, Row, rel_error};
 
 /// A group of checks: what one test of [`conformance_tests!`] runs.

@@ -38,6 +38,22 @@ pub enum Command {
     CheckBackend(CheckBackendArgs),
     /// Write the C headers a plugin compiles against (nabla_plugin.h, nabla_plugin_codes.h).
     PluginHeader(PluginHeaderArgs),
+    /// Train the same seeded network on several backends and report how far each is from the first.
+    Compare(Box<CompareArgs>),
+}
+
+/// `nabla compare`: every flag of `nabla train` for the data, model and optimizer; `--plot`
+/// overlays the backends' loss curves; `--json` prints one object.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The backends, comma-separated; the first is the baseline (e.g. reference,openblas,plugin:./libmine.so).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub backends: Vec<String>,
+    /// Print the report as Markdown tables.
+    #[arg(long)]
+    pub markdown: bool,
+    #[command(flatten)]
+    pub train: TrainArgs,
 }
 
 /// `nabla plugin-header`.

@@ -7,6 +7,7 @@ mod args;
 mod backends;
 mod bench;
 mod check_backend;
+mod compare;
 mod config;
 mod cpu;
 mod evaluate;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => evaluate::inspect(&a),
         Command::CheckBackend(a) => check_backend::run(&a),
         Command::PluginHeader(a) => plugin_header::run(&a),
+        Command::Compare(a) => compare::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -164,6 +164,39 @@ fn draw_curves<DB: DrawingBackend>(
     }
 }
 
+fn draw_comparison<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    runs: &[(String, Vec<EpochReport>)],
+) -> std::result::Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let color = |i: usize| COLORS[i % COLORS.len()];
+    let losses: Vec<Curve<'_>> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, h))| (name.as_str(), color(i), h.iter().map(|r| (r.epoch as f64, r.train_loss)).collect()))
+        .collect();
+    let Some((_, first)) = runs.first() else { return Ok(()) };
+    // log₁₀ of the relative difference to the first backend (−16 for equal losses).
+    let log_diff = |a: f64, b: f64| ((b - a).abs() / a.abs().max(1e-300)).max(1e-16).log10();
+    let diffs: Vec<Curve<'_>> = runs
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, (name, h))| {
+            let pts = first.iter().zip(h).map(|(a, b)| (b.epoch as f64, log_diff(a.train_loss, b.train_loss)));
+            (name.as_str(), color(i), pts.collect())
+        })
+        .collect();
+    let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+    panel(&left, "train loss", &losses)?;
+    panel(&right, &format!("log10 relative loss difference to {}", runs[0].0), &diffs)
+}
+
+/// Each backend's training loss per epoch, overlaid, and its relative difference to the first's.
+pub fn compare(path: &Path, runs: &[(String, Vec<EpochReport>)]) -> Result<()> {
+    render(path, (1200, 480), |r| draw_comparison(r, runs), |r| draw_comparison(r, runs))
+}
+
 /// Train and validation loss (and accuracy, for classification) per epoch.
 pub fn curves(path: &Path, history: &[EpochReport]) -> Result<()> {
     render(path, (1200, 480), |r| draw_curves(r, history), |r| draw_curves(r, history))

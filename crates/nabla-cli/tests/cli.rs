@@ -773,3 +773,51 @@ fn check_backend_reports_every_row_and_refuses_an_unknown_backend() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("abacus"), "{}", stderr(&o));
 }
+
+/// `compare`: the same seeded run on the reference and OpenBLAS backends agrees in f64 (losses
+/// per epoch, final weights, every op of the first step), `--plot` draws the overlay, and a
+/// train-only flag or a single backend is refused.
+#[test]
+fn compare_reports_how_far_each_backend_is_from_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("losses.png");
+    let plot_s = plot.to_str().unwrap();
+    let o = nabla(&[
+        "compare",
+        "--backends",
+        "reference,openblas",
+        "--epochs",
+        "4",
+        "--dtype",
+        "f64",
+        "--json",
+        "--plot",
+        plot_s,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["agree"], true, "{j}");
+    let backends = j["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 2);
+    assert_eq!(backends[0]["losses"].as_array().unwrap().len(), 4);
+    let b = &backends[1];
+    assert_eq!(b["backend"], "openblas");
+    assert!(b["loss_rel_diff"].as_array().unwrap().iter().all(|d| d.as_f64().unwrap() < 1e-12), "{b}");
+    assert!(b["weights_max_rel_diff"].as_f64().unwrap() < 1e-10, "{b}");
+    assert!(b["first_step_diverges_at"].is_null(), "{b}");
+    assert!(b["first_step_max_error"].as_f64().unwrap() <= 1e-10, "{b}");
+    assert!(std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"));
+
+    let o = nabla(&["compare", "--backends", "reference,openblas", "--epochs", "2", "--markdown"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let md = stdout(&o);
+    assert!(md.contains("| epoch | reference loss | openblas loss | rel. diff |"), "{md}");
+    assert!(md.contains("- openblas: first step"), "{md}");
+
+    let o = nabla(&["compare", "--backends", "reference,openblas", "--save", "m.safetensors"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--save"), "{}", stderr(&o));
+    let o = nabla(&["compare", "--backends", "reference"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("at least two"), "{}", stderr(&o));
+}
