@@ -14,7 +14,9 @@ use std::rc::Rc;
 
 use nabla::distributed::Collective;
 use nabla::mpi::World;
-use nabla::{Activation, Architecture, HostData, Init, Loss, Network, OptimizerConfig, Silent, TrainConfig, Trainer};
+use nabla::{
+    Activation, Architecture, BatchSize, HostData, Init, Loss, Network, OptimizerConfig, Silent, TrainConfig, Trainer,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let world = World::from_launcher()?.map(Rc::new);
@@ -33,7 +35,7 @@ fn train(world: Option<Rc<World>>) -> Result<(), Box<dyn std::error::Error>> {
     let y: Vec<f32> = data.target_matrix(3)?.iter().map(|&v| v as f32).collect();
     let arch = Architecture::new(&[2, 64, 64, 3], Activation::Relu, Loss::SoftmaxCe)?;
     let net = Network::new(nabla::OpenBlas::new(Some(1))?, arch, Init::Auto, 7)?;
-    let config = TrainConfig { epochs: 200, batch_size: 32, seed: 7, ..TrainConfig::default() };
+    let config = TrainConfig { epochs: 200, batch_size: BatchSize::Rows(32), seed: 7, ..TrainConfig::default() };
     let mut trainer = Trainer::new(net, OptimizerConfig::named("adam", 0.01)?, config)?;
     if let Some(world) = world {
         trainer.distribute(Box::new(world))?;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use nabla::data::Targets;
 use nabla::data::idx::load_mnist;
 use nabla::data::scale::{Scaler, Scaling};
-use nabla::{Activation, Loss, Model, Schedule};
+use nabla::{Activation, Loss, Model, OptimizerConfig, Schedule};
 use ndarray::Array1;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .activation(Activation::Relu)
         .loss(Loss::SoftmaxCe)
         .dropout(0.2)
-        .optimizer("adam", 1e-3)
+        .optimizer(OptimizerConfig::adam(1e-3))
         .schedule(Schedule::Cosine { warmup: 0, min_factor: 0.0 })
         .epochs(epochs)
         .batch_size(128)

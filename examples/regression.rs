@@ -5,7 +5,7 @@
 
 use nabla::data::synthetic::{Spec, generate};
 use nabla::data::{Targets, split};
-use nabla::{Activation, Loss, Model};
+use nabla::{Activation, Loss, Model, OptimizerConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = generate("sine", Spec { samples: Some(512), ..Spec::default() }, 3)?;
@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layers(&[1, 64, 64, 1])
         .activation(Activation::Tanh)
         .loss(Loss::Mse)
-        .optimizer("adam", 0.01)
+        .optimizer(OptimizerConfig::adam(0.01))
         .epochs(200)
         .batch_size(32)
         .seed(3)

@@ -3,7 +3,8 @@
 //! `cargo run --release --example xor`
 
 use nabla::{
-    Activation, Architecture, HostData, Init, Loss, Network, OpenBlas, OptimizerConfig, Silent, TrainConfig, Trainer,
+    Activation, Architecture, BatchSize, HostData, Init, Loss, Network, OpenBlas, OptimizerConfig, Silent, TrainConfig,
+    Trainer,
 };
 
 fn main() -> nabla::Result<()> {
@@ -14,7 +15,7 @@ fn main() -> nabla::Result<()> {
     // 2 inputs → 8 tanh units → 1 sigmoid output, trained on binary cross-entropy.
     let arch = Architecture::new(&[2, 8, 1], Activation::Tanh, Loss::Bce)?;
     let net = Network::new(OpenBlas::new(Some(1))?, arch, Init::Auto, 42)?;
-    let config = TrainConfig { epochs: 1000, batch_size: 4, ..TrainConfig::default() };
+    let config = TrainConfig { epochs: 1000, batch_size: BatchSize::Rows(4), ..TrainConfig::default() };
     let mut trainer = Trainer::new(net, OptimizerConfig::named("sgd", 0.5)?, config)?;
     trainer.fit(HostData { x: &x, y: &y, rows: 4 }, None, &mut Silent)?;
 

@@ -43,6 +43,7 @@ impl AnyElement for f32 {}
 impl AnyElement for f64 {}
 
 /// A buffer of whichever backend made it.
+#[derive(Debug)]
 pub enum AnyBuf<E: AnyElement> {
     /// A host vector (the reference and OpenBLAS backends).
     Host(Vec<E>),
@@ -83,6 +84,7 @@ pub struct BackendOptions {
 
 /// The `--backend` values, for parsing and messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackendName {
     /// `reference`.
     Reference,

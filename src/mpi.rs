@@ -19,6 +19,12 @@ pub struct World {
     _universe: Universe,
 }
 
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World").field("rank", &self.world.rank()).field("size", &self.world.size()).finish()
+    }
+}
+
 impl World {
     /// Initialises MPI when a launcher started this process; `None` otherwise (a world of one).
     pub fn from_launcher() -> Result<Option<World>> {

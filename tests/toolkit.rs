@@ -7,8 +7,8 @@ use nabla::backend::Backend;
 use nabla::data::Dataset;
 use nabla::data::synthetic::{Spec, generate};
 use nabla::{
-    Activation, Architecture, Control, EarlyStopping, Element, EpochReport, HostData, Init, Loss, Monitor, Network,
-    Observer, OptimizerConfig, Rule, Schedule, Silent, TrainConfig, Trainer, Update, with_state_refs,
+    Activation, Architecture, BatchSize, Control, EarlyStopping, Element, EpochReport, HostData, Init, Loss, Monitor,
+    Network, Observer, OptimizerConfig, Rule, Schedule, Silent, TrainConfig, Trainer, Update, with_state_refs,
 };
 
 fn matrices<E: Element>(d: &Dataset, outputs: usize) -> (Vec<E>, Vec<E>) {
@@ -116,7 +116,7 @@ fn spirals_with(opt: &str, lr: f64) -> f64 {
     let arch = Architecture::new(&[2, 64, 64, 3], Activation::Relu, Loss::SoftmaxCe).unwrap();
     let (x, y) = matrices::<f32>(&data, 3);
     let net = Network::new(nabla::OpenBlas::new(Some(1)).unwrap(), arch, Init::Auto, 7).unwrap();
-    let config = TrainConfig { epochs: 200, batch_size: 32, seed: 7, ..TrainConfig::default() };
+    let config = TrainConfig { epochs: 200, batch_size: BatchSize::Rows(32), seed: 7, ..TrainConfig::default() };
     let mut t = Trainer::new(net, OptimizerConfig::named(opt, lr).unwrap(), config).unwrap();
     t.fit(HostData { x: &x, y: &y, rows: data.len() }, None, &mut Silent).unwrap();
     t.net.evaluate(&x, &y).unwrap().accuracy()
@@ -157,12 +157,13 @@ fn rprop_trains_full_batch_and_refuses_mini_batches() {
     let data = generate("moons", Spec::default(), 2).unwrap();
     let arch = Architecture::new(&[2, 16, 16, 2], Activation::Tanh, Loss::SoftmaxCe).unwrap();
     let opt = OptimizerConfig::named("rprop", 0.01).unwrap();
-    let config = TrainConfig { epochs: 100, batch_size: usize::MAX, ..TrainConfig::default() };
+    let config = TrainConfig { epochs: 100, batch_size: BatchSize::Full, ..TrainConfig::default() };
     let mut t = run(&data, arch.clone(), opt, config, 1);
     let (x, y) = matrices::<f32>(&data, 2);
     assert!(t.net.evaluate(&x, &y).unwrap().accuracy() >= 0.97);
     let net = Network::new(nabla::Reference, arch, Init::Auto, 3).unwrap();
-    let mut t = Trainer::new(net, opt, TrainConfig { batch_size: 32, ..TrainConfig::default() }).unwrap();
+    let mut t =
+        Trainer::new(net, opt, TrainConfig { batch_size: BatchSize::Rows(32), ..TrainConfig::default() }).unwrap();
     let err = t.fit(HostData { x: &x, y: &y, rows: data.len() }, None, &mut Silent).expect_err("refused").to_string();
     assert!(err.contains("full-batch"), "{err}");
 }
@@ -173,10 +174,10 @@ fn batching_modes_take_the_expected_steps() {
     let arch = Architecture::new(&[2, 8, 2], Activation::Tanh, Loss::SoftmaxCe).unwrap();
     let sgd = OptimizerConfig::named("sgd", 0.1).unwrap();
     let cfg = |batch_size, drop_last| TrainConfig { epochs: 2, batch_size, drop_last, ..TrainConfig::default() };
-    assert_eq!(run(&data, arch.clone(), sgd, cfg(1, false), 1).history[0].steps, 50, "per-sample SGD");
-    assert_eq!(run(&data, arch.clone(), sgd, cfg(usize::MAX, false), 1).history[0].steps, 1, "full batch");
-    assert_eq!(run(&data, arch.clone(), sgd, cfg(16, false), 1).history[0].steps, 4, "16+16+16+2");
-    let dropped = run(&data, arch, sgd, cfg(16, true), 1);
+    assert_eq!(run(&data, arch.clone(), sgd, cfg(BatchSize::Rows(1), false), 1).history[0].steps, 50, "per-sample SGD");
+    assert_eq!(run(&data, arch.clone(), sgd, cfg(BatchSize::Full, false), 1).history[0].steps, 1, "full batch");
+    assert_eq!(run(&data, arch.clone(), sgd, cfg(BatchSize::Rows(16), false), 1).history[0].steps, 4, "16+16+16+2");
+    let dropped = run(&data, arch, sgd, cfg(BatchSize::Rows(16), true), 1);
     assert_eq!(dropped.history[0].steps, 3, "the partial batch dropped when asked");
     assert!((dropped.history[0].samples_per_sec * dropped.history[0].seconds - 48.0).abs() < 1e-6);
 }
@@ -234,7 +235,7 @@ fn observer_sees_steps_and_can_stop() {
     let mut t = Trainer::new(
         net,
         OptimizerConfig::named("sgd", 0.1).unwrap(),
-        TrainConfig { epochs: 50, batch_size: 16, ..TrainConfig::default() },
+        TrainConfig { epochs: 50, batch_size: BatchSize::Rows(16), ..TrainConfig::default() },
     )
     .unwrap();
     let mut obs = StopAfter(3, 0);
@@ -252,7 +253,12 @@ fn validation_and_early_stopping_restore_the_best_weights() {
     let (x, y) = matrices::<f32>(&train, 2);
     let (vx, vy) = matrices::<f32>(&val, 2);
     let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 5, min_delta: 0.0, restore_best: true };
-    let config = TrainConfig { epochs: 400, batch_size: 16, early_stopping: Some(es), ..TrainConfig::default() };
+    let config = TrainConfig {
+        epochs: 400,
+        batch_size: BatchSize::Rows(16),
+        early_stopping: Some(es),
+        ..TrainConfig::default()
+    };
     let net = Network::new(nabla::OpenBlas::new(Some(1)).unwrap(), arch, Init::Auto, 3).unwrap();
     let mut t = Trainer::new(net, OptimizerConfig::named("adam", 0.01).unwrap(), config).unwrap();
     t.fit(HostData { x: &x, y: &y, rows: 300 }, Some(HostData { x: &vx, y: &vy, rows: 100 }), &mut Silent).unwrap();
@@ -411,22 +417,6 @@ fn model_files_use_pytorch_names_and_layout() {
     assert_eq!(back.predict(&x).unwrap(), net.predict(&x).unwrap());
 }
 
-#[test]
-fn gradient_descent_reaches_the_least_squares_solution() {
-    use nabla::linear_regression_demo::{gradient_descent, least_squares, problem};
-    let (x, y) = problem(200, 7);
-    let exact = least_squares(&x, &y).unwrap();
-    let (learnt, history) = gradient_descent(&x, &y, 0.1, 300).unwrap();
-    assert!((exact[0] - 2.0).abs() < 0.05 && (exact[3] - 3.0).abs() < 0.05, "{exact:?}");
-    for (a, b) in exact.iter().zip(&learnt) {
-        assert!((a - b).abs() < 1e-6, "least squares {exact:?} vs gradient descent {learnt:?}");
-    }
-    assert!(
-        history.windows(2).all(|w| w[1] <= w[0] + 1e-15),
-        "full-batch GD with a small step never increases the loss"
-    );
-}
-
 /// A run of `total` epochs straight, and the same run as `first` epochs, checkpointed after its
 /// `fit` returned (early stopping having put the best weights into the network), then resumed
 /// to `total`: the two must agree bit for bit — final weights, live weights and every epoch.
@@ -442,7 +432,7 @@ fn resume_after_early_stopping(opt: &str, dropout: f64, schedule: Schedule, batc
     let opt = OptimizerConfig::named(opt, 0.1).unwrap();
     let config = |epochs| TrainConfig {
         epochs,
-        batch_size,
+        batch_size: BatchSize::Rows(batch_size),
         seed: 3,
         schedule,
         early_stopping: Some(es),
@@ -498,7 +488,7 @@ impl<E: Element, B: Backend<E>> Observer<E, B> for Rebatch {
     }
     fn on_epoch(&mut self, r: &EpochReport, t: &mut Trainer<E, B>) -> nabla::Result<Control> {
         if let Some(&(batch, drop_last)) = self.0.get(r.epoch - 1) {
-            (t.config.batch_size, t.config.drop_last) = (batch, drop_last);
+            (t.config.batch_size, t.config.drop_last) = (BatchSize::Rows(batch), drop_last);
         }
         Ok(Control::Continue)
     }
@@ -510,11 +500,48 @@ fn changing_the_batch_size_between_epochs_remakes_the_batches() {
     let arch = Architecture::new(&[2, 8, 2], Activation::Tanh, Loss::SoftmaxCe).unwrap();
     let (x, y) = matrices::<f32>(&data, 2);
     let net = Network::new(nabla::Reference, arch, Init::Auto, 3).unwrap();
-    let config = TrainConfig { epochs: 4, batch_size: 50, ..TrainConfig::default() };
+    let config = TrainConfig { epochs: 4, batch_size: BatchSize::Rows(50), ..TrainConfig::default() };
     let mut t = Trainer::new(net, OptimizerConfig::named("sgd", 0.1).unwrap(), config).unwrap();
     // 50 → 55 (same batch count, other rows: panicked before), 55 → 40 (3 batches) → 35 with
     // drop_last (2 batches, the rows of 40 trained twice and others skipped before).
     let mut obs = Rebatch(vec![(55, false), (40, false), (35, true)], Vec::new());
     t.fit(HostData { x: &x, y: &y, rows: 100 }, None, &mut obs).unwrap();
     assert_eq!(obs.1, [50, 50, 55, 45, 40, 40, 20, 35, 35]);
+}
+
+/// The ndarray API in f64: a typed optimizer and full-batch training; `save` then `load` gives
+/// the same predictions (the CLI's model format, readable by `load_model`); `predict` and
+/// `evaluate_classes` take `&self`.
+#[test]
+fn a_model_trains_in_f64_saves_loads_and_predicts() {
+    use nabla::{Model, OptimizerConfig};
+    let x = ndarray::array![[0.0_f64, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    let y = ndarray::array![0_usize, 1, 1, 0];
+    let mut model = Model::builder()
+        .layers(&[2, 8, 2])
+        .activation(Activation::Tanh)
+        .optimizer(OptimizerConfig::adam(0.05))
+        .epochs(300)
+        .batch_size(BatchSize::Full)
+        .seed(3)
+        .backend(nabla::AnyBackend::Reference(nabla::Reference))
+        .build()
+        .unwrap();
+    let history = model.fit(x.view(), y.view()).unwrap();
+    assert!(history.iter().all(|e| e.steps == 1), "full batch: one step per epoch");
+    assert_eq!(model.predict_classes(x.view()).unwrap(), y);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xor.safetensors");
+    model.save(&path).unwrap();
+    let back = Model::<f64>::load_on(nabla::AnyBackend::Reference(nabla::Reference), &path).unwrap();
+    let want = model.predict(x.view()).unwrap();
+    assert_eq!(back.predict(x.view()).unwrap(), want, "bit for bit after a round trip");
+    let (net, _) = nabla::load_model::<f64, _>(nabla::Reference, &path).unwrap();
+    assert_eq!(net.architecture().sizes, [2, 8, 2]);
+    let shared = &back;
+    let (loss, metrics) = shared.evaluate_classes(x.view(), y.view()).unwrap();
+    assert!(loss < 0.1 && metrics.accuracy == 1.0, "{loss} {metrics:?}");
+    assert!(format!("{back:?}").contains("F64"), "{back:?}");
+    let f32_model = Model::<f32>::load_on(nabla::AnyBackend::Reference(nabla::Reference), &path);
+    assert!(f32_model.is_ok(), "an f64 file loads into an f32 model (rounded once)");
 }

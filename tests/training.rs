@@ -4,8 +4,8 @@ use nabla::backend::Backend;
 use nabla::data::synthetic::{Spec, generate};
 use nabla::data::{Dataset, Task};
 use nabla::{
-    Activation, Architecture, Element, Error, HostData, Init, Loss, Network, OptimizerConfig, Silent, TrainConfig,
-    Trainer,
+    Activation, Architecture, BatchSize, Element, Error, HostData, Init, Loss, Network, OptimizerConfig, Silent,
+    TrainConfig, Trainer,
 };
 
 fn matrices<E: Element>(d: &Dataset, outputs: usize) -> (Vec<E>, Vec<E>) {
@@ -28,7 +28,7 @@ fn train<E: Element, B: Backend<E>>(
     let net = Network::new(backend, arch, Init::Auto, 7)?;
     let config = TrainConfig {
         epochs,
-        batch_size: batch,
+        batch_size: BatchSize::Rows(batch),
         seed: 7,
         accuracy: matches!(data.task(), Task::Classification { .. }),
         ..TrainConfig::default()
@@ -101,7 +101,7 @@ fn partial_last_batch_is_trained_not_dropped() {
 fn a_diverging_run_stops_with_epoch_step_and_layer() {
     let data = generate("sine", Spec::default(), 1).unwrap();
     let arch = Architecture::new(&[1, 16, 1], Activation::Relu, Loss::Mse).unwrap();
-    let err = train::<f32, _>(nabla::Reference, &data, arch, "sgd", 1e6, 50, 16).err().expect("diverges");
+    let err = train::<f32, _>(nabla::Reference, &data, arch, "sgd", 1e6, 50, 16).expect_err("diverges");
     let Error::NonFinite { epoch, step, ref origin, .. } = err else { panic!("wrong error: {err}") };
     assert!(epoch >= 1 && step >= 1, "{err}");
     assert!(origin.contains("layer") || origin.contains("loss"), "{origin}");

@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! The CUDA backend: GEMM through cuBLAS, every other op a CUDA kernel compiled once per
 //! process by NVRTC (`kernels.cu`), all on one stream, every buffer resident on the GPU.
 //!
@@ -36,6 +36,12 @@ use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, dropou
 pub struct CudaBuf<E> {
     slice: CudaSlice<E>,
     owner: Owner,
+}
+
+impl<E> std::fmt::Debug for CudaBuf<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBuf").field("len", &self.slice.len()).field("owner", &self.owner).finish()
+    }
 }
 
 impl<E> CudaBuf<E> {
@@ -127,6 +133,7 @@ pub fn devices() -> Result<Vec<DeviceInfo>> {
 macro_rules! kernels {
     ($($name:ident),* $(,)?) => {
         /// The kernels of one element type.
+        #[derive(Debug)]
         pub struct Kernels {
             $($name: CudaFunction,)*
         }

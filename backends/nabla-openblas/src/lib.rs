@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! The OpenBLAS backend: GEMM through ndarray's `blas` feature (which calls `cblas_?gemm` with
 //! transpose flags, never copying a transposed operand) or through nabla's own packed kernels,
 //! whichever is faster for each shape ([`choice`]); a register-friendly kernel for products too

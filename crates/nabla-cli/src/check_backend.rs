@@ -17,6 +17,7 @@ pub fn run(args: &CheckBackendArgs) -> Result<ExitCode> {
         report.extend(match dtype {
             DType::F32 => nabla_backend_tests::run::<f32, _>(&backend),
             DType::F64 => nabla_backend_tests::run::<f64, _>(&backend),
+            other => return Err(nabla::Error::invalid("--dtype", format!("{other}: the kit checks f32 and f64"))),
         });
     }
     println!("{}", report.table());

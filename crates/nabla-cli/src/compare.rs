@@ -83,7 +83,7 @@ where
     let val = val.as_ref().map(|v| matrices::<E>(v, arch.outputs())).transpose()?;
     let config = nabla::TrainConfig { accuracy: classification, ..r.train.clone() };
     // The first step's batch: the first rows of the training set, in order.
-    let rows = config.batch_size.min(train.len());
+    let rows = config.batch_size.rows(train.len());
     let batch = (&x[..rows * arch.inputs()], &y[..rows * arch.outputs()]);
     let mut runs = Vec::with_capacity(args.backends.len());
     for (i, name) in args.backends.iter().enumerate() {

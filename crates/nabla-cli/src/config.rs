@@ -150,8 +150,14 @@ pub struct Resolved {
 
 /// Parses `value` of the setting that flag `flag` (file key `key`) sets.
 fn parse<T: std::str::FromStr<Err = Error>>(flag: &str, key: &str, value: &str) -> Result<T> {
-    value.parse().map_err(|e: Error| match e {
-        Error::Invalid { detail, .. } => Error::invalid(format!("{flag} ({key})"), detail),
+    as_flag(value.parse(), &format!("{flag} ({key})"))
+}
+
+/// `result` with an [`Error::Invalid`] renamed to `flag`: for calls whose every invalid value is
+/// the one that flag sets.
+pub fn as_flag<T>(result: Result<T>, flag: &str) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Invalid { detail, .. } => Error::invalid(flag, detail),
         other => other,
     })
 }
@@ -205,12 +211,12 @@ impl Config {
         }
         let optimizer = self.optimizer_config()?;
         let batch_size = match &t.batch_size {
-            None => 32,
+            None => nabla::BatchSize::Rows(32),
             Some(BatchSize::Count(0)) => {
                 return Err(Error::invalid("--batch-size (training.batch_size)", "0; give a batch size ≥ 1 or `full`"));
             }
-            Some(BatchSize::Count(n)) => *n,
-            Some(BatchSize::Word(w)) if w == "full" => usize::MAX,
+            Some(BatchSize::Count(n)) => nabla::BatchSize::Rows(*n),
+            Some(BatchSize::Word(w)) if w == "full" => nabla::BatchSize::Full,
             Some(BatchSize::Word(w)) => {
                 return Err(Error::invalid(
                     "--batch-size (training.batch_size)",
@@ -317,15 +323,15 @@ impl Config {
         let o = &self.optimizer;
         let name = o.name.as_deref().unwrap_or("sgd");
         let lr = o.lr.unwrap_or(0.1);
-        let mut c = OptimizerConfig::named(name, lr).map_err(|e| match e {
-            Error::Invalid { what, detail } if what == "optimizer" => {
-                Error::invalid("--optimizer (optimizer.name)", detail)
-            }
-            Error::Invalid { what, detail } if what == "learning rate" => {
-                Error::invalid("--lr (optimizer.lr) learning rate", detail)
-            }
-            other => other,
-        })?;
+        // A learning rate of 1 is valid for every name: an error here is about the name.
+        let named = as_flag(OptimizerConfig::named(name, 1.0), "--optimizer (optimizer.name)")?;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::invalid(
+                "--lr (optimizer.lr) learning rate",
+                format!("{lr}; it must be a finite number > 0"),
+            ));
+        }
+        let mut c = OptimizerConfig { lr, ..named };
         c.rule = match c.rule {
             Rule::Momentum { mu, nesterov } => Rule::Momentum { mu: o.momentum.unwrap_or(mu), nesterov },
             Rule::Adagrad { eps } => Rule::Adagrad { eps: o.eps.unwrap_or(eps) },

@@ -6,7 +6,7 @@ use nabla::data::csv::{Column, TargetKind};
 use nabla::data::scale::{Scaler, Scaling};
 use nabla::data::synthetic::{self, Spec};
 use nabla::data::{DataError, Dataset, Task};
-use nabla::{AnyBackend, Architecture, BackendOptions, Element, Error, Loss, Result};
+use nabla::{AnyBackend, Architecture, BackendName, BackendOptions, Element, Error, Loss, Result};
 
 use crate::config::Resolved;
 
@@ -29,6 +29,7 @@ pub fn data_error(e: DataError) -> Error {
         DataError::Parse { path, line, column, detail } => {
             Error::Format { path, detail: format!("line {line}, column {column}: {detail}") }
         }
+        other => Error::invalid("data", other.to_string()),
     }
 }
 
@@ -116,11 +117,11 @@ fn load(source: &Source, r: &Resolved) -> Result<(Dataset, Option<Dataset>)> {
     match source {
         Source::Builtin(name) => {
             let spec = Spec { samples: r.samples, classes: r.classes, noise: r.noise };
-            let data = synthetic::generate(name, spec, r.train.seed).map_err(|e| match data_error(e) {
-                Error::Invalid { what, detail } if what == "dataset" => {
-                    Error::invalid("--dataset (data.source)", detail)
+            let data = synthetic::generate(name, spec, r.train.seed).map_err(|e| match e {
+                DataError::UnknownSet { name } => {
+                    Error::invalid("--dataset (data.source)", format!("`{name}`; built-in sets: {}", synthetic::NAMES))
                 }
-                other => other,
+                other => data_error(other),
             })?;
             Ok((data, None))
         }
@@ -205,14 +206,8 @@ pub fn architecture(r: &Resolved, data: &Dataset) -> Result<Architecture> {
 /// Opens the configured backend.
 pub fn backend(r: &Resolved) -> Result<AnyBackend> {
     crate::cpu::warn_once_if_narrow(&r.backend);
-    AnyBackend::from_name(&r.backend, &BackendOptions { threads: r.threads, tf32: r.tf32, gemm: r.gemm }).map_err(|e| {
-        match e {
-            Error::Invalid { what, detail } if what == "backend" => {
-                Error::invalid("--backend (training.backend)", detail)
-            }
-            other => other,
-        }
-    })
+    let name = crate::config::as_flag(r.backend.parse::<BackendName>(), "--backend (training.backend)")?;
+    AnyBackend::open(&name, &BackendOptions { threads: r.threads, tf32: r.tf32, gemm: r.gemm })
 }
 
 /// Loads, splits (test, then validation, each stratified and seeded) and scales the data —

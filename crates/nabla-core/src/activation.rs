@@ -24,6 +24,7 @@ fn normal_cdf<E: Element>(z: E) -> E {
 
 /// An activation function σ, applied as `a = σ(z)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Activation {
     /// `σ(z) = z`.
     Identity,

@@ -95,6 +95,12 @@ pub struct StoredFile {
     path: String,
 }
 
+impl std::fmt::Debug for StoredFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredFile").field("path", &self.path).field("bytes", &self.bytes.len()).finish()
+    }
+}
+
 /// The tensor names of layer `l`: `(weight, bias)` under `prefix`.
 fn names(prefix: &str, l: usize) -> [String; 2] {
     [format!("{prefix}layers.{l}.weight"), format!("{prefix}layers.{l}.bias")]

@@ -128,6 +128,17 @@ pub struct GradientReducer<E: Element> {
     reductions: (u64, f64),
 }
 
+impl<E: Element> std::fmt::Debug for GradientReducer<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GradientReducer")
+            .field("rank", &self.comm.rank())
+            .field("size", &self.comm.size())
+            .field("bucket", &self.send.len())
+            .field("reductions", &self.reductions)
+            .finish()
+    }
+}
+
 impl<E: Element> GradientReducer<E> {
     /// A reducer for the gradients of `net` over `comm`.
     pub fn new<B: Backend<E>>(comm: Box<dyn Collective>, net: &Network<E, B>) -> Result<Self> {
@@ -263,6 +274,7 @@ impl<E: Element> GradientReducer<E> {
 
 /// A batch as one rank holds it: its shard's rows on the backend, and where the shard lies in
 /// the global batch.
+#[derive(Debug)]
 pub struct Shard<'a, Buf> {
     /// The shard's features (`rows × inputs`).
     pub x: &'a Buf,

@@ -13,6 +13,7 @@ use crate::fastmath::ExpFast;
 /// The data type of a buffer, as named in files and in the plugin ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum DType {
     /// 32-bit IEEE floats.
     F32,

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Everything that can go wrong in nabla's core, each with a message that says what to fix.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A buffer or matrix has the wrong size for the operation.
     #[error("shape mismatch in {op}: {detail}")]

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 
 /// How a layer's weight matrix `W` (`out × in`, so `fan_in = in`, `fan_out = out`) is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Init {
     /// He for the ReLU family of the layer's activation, Xavier-uniform otherwise.
     Auto,

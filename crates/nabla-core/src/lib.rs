@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! # nabla-core
 //!
 //! Backpropagation in matrix form, written once against the [`Backend`] trait.
@@ -73,6 +73,7 @@ pub use optim::{Optimizer, OptimizerConfig};
 pub use reference::Reference;
 pub use schedule::Schedule;
 pub use train::{
-    Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, StepReport, TrainConfig, Trainer,
+    BatchSize, Control, EarlyStopping, EpochReport, HostData, Monitor, Observer, Silent, StepReport, TrainConfig,
+    Trainer,
 };
 pub use update::{Rule, Update};

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 
 /// A cost function.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Loss {
     /// Mean squared error.
     Mse,

@@ -26,25 +26,78 @@ pub struct OptimizerConfig {
 pub const OPTIMIZER_NAMES: &str = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, rprop";
 
 impl OptimizerConfig {
-    /// The optimizer called `name` with its customary defaults and learning rate `lr`:
-    /// momentum μ = 0.9; Adagrad ε = 1e-10; RMSprop ρ = 0.99, ε = 1e-8; Adam β = (0.9, 0.999),
-    /// ε = 1e-8; AdamW the same with decay 0.01; RPROP η⁻ = 0.5, η⁺ = 1.2, Δ ∈ [1e-6, 50].
+    /// `rule` at learning rate `lr`, without regularisation.
+    pub fn new(rule: Rule, lr: f64) -> OptimizerConfig {
+        OptimizerConfig { rule, lr, l2: 0.0, decay: 0.0 }
+    }
+
+    /// Plain SGD: `w ← w − η g`.
+    pub fn sgd(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::new(Rule::Sgd, lr)
+    }
+
+    /// Momentum with μ = 0.9.
+    pub fn momentum(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::new(Rule::Momentum { mu: 0.9, nesterov: false }, lr)
+    }
+
+    /// Nesterov momentum with μ = 0.9.
+    pub fn nesterov(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::new(Rule::Momentum { mu: 0.9, nesterov: true }, lr)
+    }
+
+    /// Adagrad with ε = 1e-10.
+    pub fn adagrad(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::new(Rule::Adagrad { eps: 1e-10 }, lr)
+    }
+
+    /// RMSprop with ρ = 0.99, ε = 1e-8.
+    pub fn rmsprop(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::new(Rule::RmsProp { rho: 0.99, eps: 1e-8 }, lr)
+    }
+
+    /// Adam with β = (0.9, 0.999), ε = 1e-8.
+    pub fn adam(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::new(Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, lr)
+    }
+
+    /// AdamW: Adam with decoupled weight decay 0.01.
+    pub fn adamw(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::adam(lr).with_decay(0.01)
+    }
+
+    /// iRPROP− with η⁻ = 0.5, η⁺ = 1.2, Δ ∈ [1e-6, 50] and initial step `lr` (full batch only).
+    pub fn rprop(lr: f64) -> OptimizerConfig {
+        OptimizerConfig::new(Rule::Rprop { eta_minus: 0.5, eta_plus: 1.2, step_min: 1e-6, step_max: 50.0 }, lr)
+    }
+
+    /// With coupled L2 regularisation λ₂ on the weights (`g ← g + λ₂ w`).
+    pub fn with_l2(self, l2: f64) -> OptimizerConfig {
+        OptimizerConfig { l2, ..self }
+    }
+
+    /// With decoupled weight decay λ on the weights (`w ← w − η λ w`).
+    pub fn with_decay(self, decay: f64) -> OptimizerConfig {
+        OptimizerConfig { decay, ..self }
+    }
+
+    /// The optimizer called `name` ([`OPTIMIZER_NAMES`]) with its customary defaults (those of
+    /// the constructors above) and learning rate `lr`, checked.
     pub fn named(name: &str, lr: f64) -> Result<OptimizerConfig> {
-        let adam = Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
-        let (rule, decay) = match name.to_ascii_lowercase().as_str() {
-            "sgd" => (Rule::Sgd, 0.0),
-            "momentum" => (Rule::Momentum { mu: 0.9, nesterov: false }, 0.0),
-            "nesterov" => (Rule::Momentum { mu: 0.9, nesterov: true }, 0.0),
-            "adagrad" => (Rule::Adagrad { eps: 1e-10 }, 0.0),
-            "rmsprop" => (Rule::RmsProp { rho: 0.99, eps: 1e-8 }, 0.0),
-            "adam" => (adam, 0.0),
-            "adamw" => (adam, 0.01),
-            "rprop" => (Rule::Rprop { eta_minus: 0.5, eta_plus: 1.2, step_min: 1e-6, step_max: 50.0 }, 0.0),
+        let make: fn(f64) -> OptimizerConfig = match name.to_ascii_lowercase().as_str() {
+            "sgd" => OptimizerConfig::sgd,
+            "momentum" => OptimizerConfig::momentum,
+            "nesterov" => OptimizerConfig::nesterov,
+            "adagrad" => OptimizerConfig::adagrad,
+            "rmsprop" => OptimizerConfig::rmsprop,
+            "adam" => OptimizerConfig::adam,
+            "adamw" => OptimizerConfig::adamw,
+            "rprop" => OptimizerConfig::rprop,
             _ => {
                 return Err(Error::invalid("optimizer", format!("`{name}`; accepted: {OPTIMIZER_NAMES}")));
             }
         };
-        let config = OptimizerConfig { rule, lr, l2: 0.0, decay };
+        let config = make(lr);
         config.validate()?;
         Ok(config)
     }
@@ -114,9 +167,20 @@ impl fmt::Display for OptimizerConfig {
 impl FromStr for OptimizerConfig {
     type Err = Error;
 
-    /// Parses a name with the default learning rate 0.01.
+    /// Parses `NAME` or `NAME:LR` (e.g. `adam:0.001`); the learning rate defaults to 0.01.
     fn from_str(s: &str) -> Result<Self> {
-        OptimizerConfig::named(s, 0.01)
+        match s.split_once(':') {
+            Some((name, lr)) => {
+                let lr = lr.parse::<f64>().map_err(|_| {
+                    Error::invalid(
+                        "optimizer",
+                        format!("`{s}`: `{lr}` is not a learning rate (NAME:LR, e.g. adam:0.001)"),
+                    )
+                })?;
+                OptimizerConfig::named(name, lr)
+            }
+            None => OptimizerConfig::named(s, 0.01),
+        }
     }
 }
 
@@ -136,6 +200,12 @@ pub struct Optimizer<Buf> {
     pub(crate) lr: f64,
     pub(crate) t: u64,
     pub(crate) state: Vec<Vec<Buf>>,
+}
+
+impl<Buf> fmt::Debug for Optimizer<Buf> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Optimizer").field("config", &self.config).field("lr", &self.lr).field("t", &self.t).finish()
+    }
 }
 
 impl<Buf> Optimizer<Buf> {
@@ -212,5 +282,18 @@ mod tests {
             let e = OptimizerConfig::named("sgd", lr).unwrap_err().to_string();
             assert!(e.contains("learning rate"), "{e}");
         }
+    }
+
+    /// The typed constructors are what the names give; `NAME:LR` parses.
+    #[test]
+    fn typed_constructors_and_from_str() {
+        assert_eq!(OptimizerConfig::named("adamw", 0.3).unwrap(), OptimizerConfig::adamw(0.3));
+        assert_eq!(OptimizerConfig::adamw(0.3).decay, 0.01);
+        assert_eq!(OptimizerConfig::nesterov(0.1).rule, Rule::Momentum { mu: 0.9, nesterov: true });
+        assert_eq!(OptimizerConfig::sgd(0.1).with_l2(0.5).l2, 0.5);
+        assert_eq!("adam:0.002".parse::<OptimizerConfig>().unwrap(), OptimizerConfig::adam(0.002));
+        assert_eq!("rmsprop".parse::<OptimizerConfig>().unwrap().lr, 0.01);
+        let e = "adam:fast".parse::<OptimizerConfig>().unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }) && e.to_string().contains("NAME:LR"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 /// A learning-rate schedule, evaluated once per epoch `e` (0-based) of `E` epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Schedule {
     /// `η = η₀`.
     Constant,

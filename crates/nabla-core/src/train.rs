@@ -4,6 +4,7 @@
 //! Each epoch's batches are gathered on the host and written to the backend once, before the
 //! epoch's first step, so that a step itself copies nothing but the loss scalars back.
 
+use std::fmt;
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -25,6 +26,7 @@ use crate::update::Rule;
 /// What early stopping (and reduce-on-plateau) watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Monitor {
     /// Validation loss (training loss when there is no validation set).
     ValLoss,
@@ -80,13 +82,75 @@ pub struct EarlyStopping {
     pub restore_best: bool,
 }
 
+/// How many samples one training step takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchSize {
+    /// Every sample: full-batch gradient descent, one step per epoch.
+    Full,
+    /// At most this many samples (the last batch of an epoch may be smaller); 1 is per-sample SGD.
+    Rows(usize),
+}
+
+impl BatchSize {
+    /// The rows of one batch of a data set of `n` samples.
+    pub fn rows(self, n: usize) -> usize {
+        match self {
+            BatchSize::Full => n,
+            BatchSize::Rows(b) => b.min(n),
+        }
+    }
+}
+
+impl From<usize> for BatchSize {
+    fn from(rows: usize) -> Self {
+        BatchSize::Rows(rows)
+    }
+}
+
+impl fmt::Display for BatchSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchSize::Full => f.write_str("full"),
+            BatchSize::Rows(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// In files: a number of rows, or `"full"` (and, from checkpoints written before this type,
+/// the number `usize::MAX` that stood for full batch).
+impl Serialize for BatchSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            BatchSize::Full => s.serialize_str("full"),
+            BatchSize::Rows(b) => s.serialize_u64(*b as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Rows(u64),
+            Word(String),
+        }
+        match Stored::deserialize(d)? {
+            Stored::Rows(u64::MAX) => Ok(BatchSize::Full),
+            Stored::Rows(b) => usize::try_from(b).map(BatchSize::Rows).map_err(serde::de::Error::custom),
+            Stored::Word(w) if w == "full" => Ok(BatchSize::Full),
+            Stored::Word(w) => Err(serde::de::Error::custom(format!("batch size `{w}`: a number or \"full\""))),
+        }
+    }
+}
+
 /// How to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Total epochs of the run.
     pub epochs: usize,
-    /// Samples per step: 1 is per-sample SGD, `≥ n` is full-batch.
-    pub batch_size: usize,
+    /// Samples per step.
+    pub batch_size: BatchSize,
     /// Reshuffle the samples every epoch (seeded by `seed` and the epoch number).
     pub shuffle: bool,
     /// Drop the last, smaller batch of an epoch instead of training on it.
@@ -105,7 +169,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: 10,
-            batch_size: 32,
+            batch_size: BatchSize::Rows(32),
             shuffle: true,
             drop_last: false,
             seed: 0,
@@ -119,7 +183,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks the settings against an optimizer.
     pub fn validate(&self, optimizer: &OptimizerConfig) -> Result<()> {
-        if self.batch_size == 0 {
+        if self.batch_size == BatchSize::Rows(0) {
             return Err(Error::invalid("batch size", "0; give at least 1 (or `full`)"));
         }
         self.schedule.validate()?;
@@ -136,7 +200,7 @@ impl TrainConfig {
 
     /// Checks the settings that depend on the number of training samples `n`.
     pub fn validate_for(&self, optimizer: &OptimizerConfig, n: usize) -> Result<()> {
-        if matches!(optimizer.rule, Rule::Rprop { .. }) && self.batch_size < n {
+        if matches!(optimizer.rule, Rule::Rprop { .. }) && self.batch_size.rows(n) < n {
             // RPROP adapts to the sign of the full-batch gradient; mini-batch noise defeats it.
             return Err(Error::invalid(
                 "optimizer",
@@ -224,6 +288,7 @@ pub trait Observer<E: Element, B: Backend<E>> {
 }
 
 /// The observer that does nothing.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Silent;
 
 impl<E: Element, B: Backend<E>> Observer<E, B> for Silent {}
@@ -290,6 +355,18 @@ pub struct Trainer<E: Element, B: Backend<E>> {
     gather_y: Vec<E>,
 }
 
+impl<E: Element, B: Backend<E>> fmt::Debug for Trainer<E, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trainer")
+            .field("net", &self.net)
+            .field("opt", &self.opt)
+            .field("config", &self.config)
+            .field("epoch", &self.epoch)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<E: Element, B: Backend<E>> Trainer<E, B> {
     /// A run of `net` with a fresh optimizer.
     pub fn new(net: Network<E, B>, optimizer: OptimizerConfig, config: TrainConfig) -> Result<Self> {
@@ -328,7 +405,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
         if size <= 1 {
             return Ok(());
         }
-        if self.config.batch_size < size {
+        if matches!(self.config.batch_size, BatchSize::Rows(b) if b < size) {
             return Err(Error::invalid(
                 "batch size",
                 format!(
@@ -577,7 +654,7 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             ));
         }
         self.config.validate_for(self.opt.config(), n)?;
-        let batch = self.config.batch_size.min(n);
+        let batch = self.config.batch_size.rows(n);
         let count = if self.config.drop_last && n > batch { n / batch } else { n.div_ceil(batch) };
         let (rank, size) = self.world();
         let largest_shard = distributed::shard(batch, rank, size).len();
@@ -620,5 +697,24 @@ impl<E: Element, B: Backend<E>> Trainer<E, B> {
             b.write(&self.gather_y[..dev.rows * n_out], &mut dev.y)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod batch_size_tests {
+    use super::*;
+
+    /// Rows or `"full"` in files; the `usize::MAX` older checkpoints stored for full batch reads
+    /// as `Full`; anything else is an error, not a guess.
+    #[test]
+    fn batch_sizes_read_and_write_as_rows_or_full() {
+        assert_eq!(serde_json::to_string(&BatchSize::Rows(32)).unwrap(), "32");
+        assert_eq!(serde_json::to_string(&BatchSize::Full).unwrap(), "\"full\"");
+        let read = |s: &str| serde_json::from_str::<BatchSize>(s);
+        assert_eq!(read("32").unwrap(), BatchSize::Rows(32));
+        assert_eq!(read("\"full\"").unwrap(), BatchSize::Full);
+        assert_eq!(read("18446744073709551615").unwrap(), BatchSize::Full);
+        assert!(read("\"half\"").is_err() && read("-1").is_err());
+        assert_eq!((BatchSize::Full.rows(7), BatchSize::Rows(32).rows(7), BatchSize::Rows(3).rows(7)), (7, 7, 3));
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The element-wise part of an optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Rule {
     /// `w ← w − η g`.
     Sgd,

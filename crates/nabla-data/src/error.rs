@@ -8,6 +8,7 @@ use thiserror::Error;
 ///
 /// Every message names what is wrong and, where it can, what to do about it.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// A setting (data set name, sample count, split fraction, …) is not valid.
     #[error("invalid {what}: {detail}")]
@@ -16,6 +17,12 @@ pub enum DataError {
         what: String,
         /// What is wrong with it and what is accepted.
         detail: String,
+    },
+    /// A built-in data set name that does not exist.
+    #[error("invalid dataset: `{name}`; built-in sets: {}", crate::synthetic::NAMES)]
+    UnknownSet {
+        /// The name given.
+        name: String,
     },
     /// A file could not be opened or read.
     #[error("{path}: {source}")]

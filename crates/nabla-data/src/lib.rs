@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! # nabla-data
 //!
 //! Data sets as host matrices: features `X` (`n × d`, one row per sample) and targets (class

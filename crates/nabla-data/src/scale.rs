@@ -12,6 +12,7 @@ use crate::error::{DataError, Result};
 /// How to scale the features.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Scaling {
     /// Leave the features as they are.
     #[default]

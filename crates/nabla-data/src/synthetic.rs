@@ -74,7 +74,7 @@ pub fn generate(name: &str, spec: Spec, seed: u64) -> Result<Dataset> {
         "moons" => moons(samples, noise, &mut rng),
         "circles" => circles(samples, noise, &mut rng),
         "sine" => sine(samples, noise, &mut rng),
-        _ => Err(DataError::invalid("dataset", format!("`{name}`; built-in sets: {NAMES}"))),
+        _ => Err(DataError::UnknownSet { name: name.to_string() }),
     }
 }
 

@@ -14,24 +14,35 @@ pub const OK: i32 = 0;
 /// Failure (the message is at `last_error`).
 pub const ERROR: i32 = 1;
 
-/// Element type codes.
+/// The element type code of `f32` (`NABLA_F32`).
 pub const F32: u32 = 0;
+/// The element type code of `f64` (`NABLA_F64`).
 pub const F64: u32 = 1;
 
 /// Operation codes for `supports`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// `gemm`: `C ← α op(A) op(B) + β C`.
     Gemm = 0,
+    /// `hadamard`: `y ← x ⊙ y`.
     Hadamard = 1,
     // 2 was `axpy` (ABI version 1); its code is not reused.
+    /// `copy`: `y ← x`.
     Copy = 3,
+    /// `bias_add`: `Z ← Z ⊕ b`.
     BiasAdd = 4,
+    /// `activate` (and `bias_add_activate`): `A ← σ(Z)`; variants are activation codes.
     Activate = 5,
+    /// `activate_grad`: `δ ← δ ⊙ σ'(Z)`; variants are activation codes.
     ActivateGrad = 6,
+    /// `sum_rows`: `out ← α Σ_rows X + β out`.
     SumRows = 7,
+    /// `loss`: the batch loss and output error; variants are loss codes.
     Loss = 8,
+    /// `update`: one optimizer step; variants are update-rule codes.
     Update = 9,
+    /// `dropout_mask`: the counter-based mask.
     DropoutMask = 10,
 }
 
@@ -81,12 +92,14 @@ impl Op {
 
 /// Opaque plugin state.
 #[repr(C)]
+#[derive(Debug)]
 pub struct Context {
     _private: [u8; 0],
 }
 
 /// Opaque plugin buffer.
 #[repr(C)]
+#[derive(Debug)]
 pub struct Buffer {
     _private: [u8; 0],
 }
@@ -95,14 +108,23 @@ pub struct Buffer {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpdateDesc {
+    /// The update-rule code.
     pub rule: u32,
+    /// Zero (padding).
     pub reserved: u32,
+    /// The 1-based step count.
     pub t: u64,
+    /// The learning rate η of this step.
     pub lr: f64,
+    /// Coupled L2 coefficient λ₂: `g ← g + λ₂ w` first.
     pub l2: f64,
+    /// Decoupled weight decay λ: `w ← w (1 − η λ)` first.
     pub decay: f64,
+    /// The rule's hyper-parameters (`Rule::params`).
     pub p: [f64; 4],
+    /// Adam: `1 − β₁ᵗ`.
     pub c1: f64,
+    /// Adam: `1 − β₂ᵗ`.
     pub c2: f64,
 }
 
@@ -114,34 +136,58 @@ type CBuf = *const Buffer;
 
 /// `nabla_backend_v2`: the table a plugin's entry returns.
 #[repr(C)]
+#[derive(Debug)]
 pub struct BackendV2 {
+    /// `NABLA_PLUGIN_ABI_VERSION` of the header the plugin was built with.
     pub abi_version: u32,
+    /// `sizeof(nabla_backend_v2)` as the plugin sees it.
     pub struct_size: u32,
+    /// A short name for messages (NUL-terminated).
     pub name: *const c_char,
+    /// The plugin's state, passed back to every function.
     pub ctx: Ctx,
+    /// 1 if an op works for a dtype and variant.
     pub supports: Option<unsafe extern "C" fn(Ctx, u32, u32, u32) -> i32>,
+    /// The message of the last error on the calling thread.
     pub last_error: Option<unsafe extern "C" fn(Ctx) -> *const c_char>,
+    /// Frees the context; no call follows.
     pub destroy: Option<unsafe extern "C" fn(Ctx)>,
+    /// A zero-filled buffer of `len` elements.
     pub alloc: Option<unsafe extern "C" fn(Ctx, u32, usize, *mut Buf) -> Status>,
+    /// Frees a buffer.
     pub free_buffer: Option<unsafe extern "C" fn(Ctx, Buf)>,
+    /// Copies host elements into a buffer's first elements.
     pub write: Option<unsafe extern "C" fn(Ctx, u32, *const c_void, usize, Buf) -> Status>,
+    /// Copies a buffer's first elements to the host.
     pub read: Option<unsafe extern "C" fn(Ctx, u32, CBuf, *mut c_void, usize) -> Status>,
+    /// Waits for queued work.
     pub synchronize: Option<unsafe extern "C" fn(Ctx) -> Status>,
+    /// `C ← α op(A) op(B) + β C`.
     #[allow(clippy::type_complexity)]
     pub gemm:
         Option<unsafe extern "C" fn(Ctx, u32, u32, u32, usize, usize, usize, f64, CBuf, CBuf, f64, Buf) -> Status>,
+    /// `y ← x ⊙ y`.
     pub hadamard: Option<unsafe extern "C" fn(Ctx, u32, usize, CBuf, Buf) -> Status>,
+    /// `dst ← src` (optional).
     pub copy: Option<unsafe extern "C" fn(Ctx, u32, usize, CBuf, Buf) -> Status>,
+    /// `z[r, c] ← z[r, c] + bias[c]`.
     pub bias_add: Option<unsafe extern "C" fn(Ctx, u32, usize, usize, CBuf, Buf) -> Status>,
+    /// `a ← σ(z)`.
     pub activate: Option<unsafe extern "C" fn(Ctx, u32, u32, f64, usize, usize, CBuf, Buf) -> Status>,
+    /// `z ← z + bias`, `a ← σ(z)` (optional).
     #[allow(clippy::type_complexity)]
     pub bias_add_activate: Option<unsafe extern "C" fn(Ctx, u32, u32, f64, usize, usize, CBuf, Buf, Buf) -> Status>,
+    /// `δ ← δ ⊙ σ'(z)`.
     #[allow(clippy::type_complexity)]
     pub activate_grad: Option<unsafe extern "C" fn(Ctx, u32, u32, f64, usize, usize, CBuf, CBuf, Buf) -> Status>,
+    /// `out[c] ← α Σ_r x[r, c] + β out[c]`.
     pub sum_rows: Option<unsafe extern "C" fn(Ctx, u32, usize, usize, f64, CBuf, f64, Buf) -> Status>,
+    /// The batch loss, correct count and output error.
     #[allow(clippy::type_complexity)]
     pub loss: Option<unsafe extern "C" fn(Ctx, u32, u32, f64, usize, usize, CBuf, CBuf, Buf, Buf) -> Status>,
+    /// One optimizer step over `len` elements.
     pub update: Option<unsafe extern "C" fn(Ctx, u32, *const UpdateDesc, usize, Buf, CBuf, Buf, Buf) -> Status>,
+    /// The dropout mask.
     pub dropout_mask: Option<unsafe extern "C" fn(Ctx, u32, usize, f64, u64, Buf) -> Status>,
 }
 

@@ -88,6 +88,12 @@ pub struct PluginBuf<E> {
     _element: PhantomData<E>,
 }
 
+impl<E> std::fmt::Debug for PluginBuf<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginBuf").field("plugin", &self.loaded.name).field("len", &self.len).finish()
+    }
+}
+
 // SAFETY: the buffer is an opaque handle; the plugin is only entered under `Loaded::lock`.
 unsafe impl<E> Send for PluginBuf<E> {}
 // SAFETY: as above.

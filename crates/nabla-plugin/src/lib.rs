@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! # nabla-plugin
 //!
 //! Backends loaded at run time from shared libraries, through a versioned C ABI:
@@ -12,8 +12,6 @@
 //! `docs/plugins.md` explains how to write a plugin in Rust or C, the ownership and threading
 //! rules and the versioning policy.
 
-// Each item of `abi` mirrors a declaration of include/nabla_plugin.h, whose comments document it.
-#[allow(missing_docs)]
 pub mod abi;
 pub mod export;
 pub mod host;

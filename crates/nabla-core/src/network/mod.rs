@@ -46,6 +46,7 @@ pub enum Mode {
 }
 
 /// The parameters (or their gradients) of one layer.
+#[derive(Debug)]
 pub struct Tensors<Buf> {
     /// `W` (`out × in`) or `∂C/∂W`.
     pub weight: Buf,
@@ -113,6 +114,17 @@ pub struct Network<E: Element, B: Backend<E>> {
     /// process, a data-parallel shard's start otherwise (the dropout masks follow it).
     row_offset: usize,
     _element: PhantomData<E>,
+}
+
+impl<E: Element, B: Backend<E>> std::fmt::Debug for Network<E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("backend", &self.backend.name())
+            .field("dtype", &E::DTYPE)
+            .field("architecture", &self.arch)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
 }
 
 impl<E: Element, B: Backend<E>> Network<E, B> {
