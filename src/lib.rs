@@ -7,7 +7,11 @@
 //! the driver, training, checkpoints), the data sets ([`data`]) and the backends compiled in,
 //! and adds [`AnyBackend`], the backend chosen at run time, and [`Model`], the ndarray API.
 //! The core's kernels for backend authors (`cpu`, `check`, `fastmath`, `memory`) are in
-//! [`nabla_core`] itself, not here.
+//! [`nabla_core`] itself, not here:
+//!
+//! ```compile_fail
+//! use nabla::cpu::hadamard; // a kernel of nabla_core, not part of this API
+//! ```
 
 mod any;
 // The workloads `nabla bench` and `benches/` time: shared by the two, not part of the API.
