@@ -4,10 +4,12 @@
 //!
 //! Use it from a backend crate's tests with one line (one test per [`Group`]):
 //!
-//! ```ignore
-//! nabla_backend_tests::conformance_tests!(my_backend, Some(MyBackend::new()));
+//! ```
+//! # use nabla_core::Reference as MyBackend;
+//! nabla_backend_tests::conformance_tests!(my_backend, Some(MyBackend));
 //! // or, for a backend of one element type only:
-//! nabla_backend_tests::conformance_tests!(my_backend_f32, Some(MyBackend::new()), [f32]);
+//! nabla_backend_tests::conformance_tests!(my_backend_f32, Some(MyBackend), [f32]);
+//! # fn main() {}
 //! ```
 //!
 //! or as a report ([`run`]), which is what `nabla check-backend` prints: one [`Row`] per

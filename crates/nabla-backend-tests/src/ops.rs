@@ -117,22 +117,32 @@ pub fn bias_and_sums<E: Element, B: Backend<E>>(b: &B, sink: &mut Sink) {
         sink.close("bias_add", "-", &format!("{d}"), got, want, tol::<E>());
 
         // β = 0 over NaN, then α and β both in play.
-        for (alpha, beta, start, variant) in [(1.0, 0.0, None, "β=0 over NaN"), (-0.3, 0.7, Some(&bias), "α β")] {
-            let (alpha, beta) = (E::of(alpha), E::of(beta));
-            let start = start.cloned().unwrap_or_else(|| vec![E::nan(); d.cols]);
-            let want = (|| {
-                let mut want = start.clone();
-                Reference.sum_rows(d, alpha, &z, beta, &mut want)?;
-                Ok(want)
-            })();
-            let got = (|| {
-                let mut out = up(b, &start)?;
-                b.sum_rows(d, alpha, &up(b, &z)?, beta, &mut out)?;
-                down(b, &out, d.cols)
-            })();
-            sink.close("sum_rows", variant, &format!("{d}"), got, want, tol::<E>());
-        }
+        sum_rows(b, sink, "β=0 over NaN", d, (&z, &vec![E::nan(); d.cols]), (1.0, 0.0));
+        sum_rows(b, sink, "α β", d, (&z, &bias), (-0.3, 0.7));
     }
+}
+
+/// `out ← α Σ_rows X + β out` from `out = start`, against the reference.
+fn sum_rows<E: Element, B: Backend<E>>(
+    b: &B,
+    sink: &mut Sink,
+    variant: &str,
+    d: Dims,
+    (x, start): (&[E], &[E]),
+    (alpha, beta): (f64, f64),
+) {
+    let (alpha, beta) = (E::of(alpha), E::of(beta));
+    let want = (|| {
+        let mut want = start.to_vec();
+        Reference.sum_rows(d, alpha, &x.to_vec(), beta, &mut want)?;
+        Ok(want)
+    })();
+    let got = (|| {
+        let mut out = up(b, start)?;
+        b.sum_rows(d, alpha, &up(b, x)?, beta, &mut out)?;
+        down(b, &out, d.cols)
+    })();
+    sink.close("sum_rows", variant, &d.to_string(), got, want, tol::<E>());
 }
 
 /// `bias_add_activate` on `z`, then `activate_grad` on `g` at its result, against the reference.
@@ -353,18 +363,7 @@ pub fn large_elementwise<E: Element, B: Backend<E>>(b: &B, sink: &mut Sink) {
         for f in [Activation::Relu, Activation::Sigmoid, Activation::Gelu] {
             bias_activation_and_grad(b, sink, (f, " (large)"), d, (&z, &bias, &g));
         }
-        let (alpha, beta) = (E::of(-0.3), E::of(0.7));
-        let want = (|| {
-            let mut want = bias.clone();
-            Reference.sum_rows(d, alpha, &z, beta, &mut want)?;
-            Ok(want)
-        })();
-        let got = (|| {
-            let mut out = up(b, &bias)?;
-            b.sum_rows(d, alpha, &up(b, &z)?, beta, &mut out)?;
-            down(b, &out, d.cols)
-        })();
-        sink.close("sum_rows", "α β (large)", &d.to_string(), got, want, tol::<E>());
+        sum_rows(b, sink, "α β (large)", d, (&z, &bias), (-0.3, 0.7));
         for u in updates() {
             let state: Vec<Vec<E>> = (0..u.rule.state_count()).map(|_| random(&mut rng, d.len(), 0.0, 0.1)).collect();
             let u = (&u, " (large)");
