@@ -70,7 +70,7 @@ run: deps
 	$(CARGO) run --release -p nabla-cli -- train $(ARGS)
 
 test: deps mpi-deps test-deps cuda-tools
-	LD_LIBRARY_PATH=$(CUDA_TOOLS_DIR)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} NABLA_REQUIRE_NVRTC=1 \
+	LD_LIBRARY_PATH=$(CUDA_TOOLS_DIR)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} NABLA_REQUIRE_NVRTC=1 NABLA_REQUIRE_BINARY=1 \
 	  NABLA_PTXAS=$(CUDA_TOOLS_DIR)/bin/ptxas $(CARGO) test --workspace --all-features
 	# The OpenBLAS kernels once more in their baseline copies (no AVX, no FMA), as on an older CPU.
 	NABLA_SIMD=generic $(CARGO) test -p nabla-openblas --lib

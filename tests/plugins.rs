@@ -382,8 +382,19 @@ fn the_conformance_kit_names_the_wrong_op_of_a_broken_plugin() {
 }
 
 /// The `nabla` binary of this workspace's build (`cargo test --workspace --all-features` builds
-/// it), if it is built with plugin support.
+/// it), if it is built with plugin support; `None` after saying so, or a panic where
+/// `NABLA_REQUIRE_BINARY=1` (as `make test` sets) says it must be there.
 fn nabla_binary() -> Option<PathBuf> {
+    let found = plugin_enabled_binary();
+    if found.is_none() {
+        let why = "no nabla binary with plugins (cargo build -p nabla-cli --features plugins)";
+        assert!(std::env::var("NABLA_REQUIRE_BINARY").is_err(), "{why}, and NABLA_REQUIRE_BINARY is set");
+        nabla_backend_tests::skip(why);
+    }
+    found
+}
+
+fn plugin_enabled_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let path = exe.parent()?.parent()?.join(format!("nabla{}", std::env::consts::EXE_SUFFIX));
     let out = std::process::Command::new(&path).args(["backends", "--json"]).output().ok()?;
@@ -399,11 +410,7 @@ fn nabla_binary() -> Option<PathBuf> {
 /// plugins; exit 1 and the failing row named in the table for the broken one.
 #[test]
 fn check_backend_passes_the_example_plugins_and_fails_the_broken_one() {
-    let Some(nabla) = nabla_binary() else {
-        return nabla_backend_tests::skip(
-            "the nabla binary is not built (cargo build -p nabla-cli --features plugins)",
-        );
-    };
+    let Some(nabla) = nabla_binary() else { return };
     let check = |plugin: &Path| {
         let out = std::process::Command::new(&nabla)
             .args(["check-backend", &format!("plugin:{}", plugin.display()), "--json"])
@@ -436,11 +443,7 @@ fn check_backend_passes_the_example_plugins_and_fails_the_broken_one() {
 /// diverging is the hidden layer's δ through the wrong sigmoid derivative; exit status 1.
 #[test]
 fn compare_names_the_first_op_where_a_broken_plugin_diverges() {
-    let Some(nabla) = nabla_binary() else {
-        return nabla_backend_tests::skip(
-            "the nabla binary is not built (cargo build -p nabla-cli --features plugins)",
-        );
-    };
+    let Some(nabla) = nabla_binary() else { return };
     let broken = format!("plugin:{}", c_plugin(Some("WRONG_SIGMOID_GRAD")).display());
     let out = std::process::Command::new(&nabla)
         .args(["compare", "--backends", &format!("reference,{broken}"), "--activation", "sigmoid", "--epochs", "3"])

@@ -45,8 +45,8 @@ pub struct Row {
     pub variant: String,
     /// How many cases were run.
     pub cases: usize,
-    /// The largest error over the cases: `max |got − want| / max(max |want|, 1e-300)`, 0 when
-    /// equal, ∞ when the lengths differ or NaN appears in one result only.
+    /// The largest error over the cases, [`rel_error`]'s: 0 when equal, ∞ when the lengths differ
+    /// or a NaN or an infinity appears in one result only.
     pub max_error: f64,
     /// The error allowed (0: must be exact).
     pub tolerance: f64,
@@ -65,9 +65,14 @@ pub struct Report {
 
 impl Report {
     /// Whether no row failed (unsupported ops are not failures: the driver reports them when a
-    /// network needs them).
+    /// network needs them; see [`Report::complete`]).
     pub fn passed(&self) -> bool {
         self.rows.iter().all(|r| r.outcome != Outcome::Fail)
+    }
+
+    /// Whether the backend supports every row (no [`Outcome::Unsupported`]).
+    pub fn complete(&self) -> bool {
+        self.rows.iter().all(|r| r.outcome != Outcome::Unsupported)
     }
 
     /// The failed rows.
@@ -122,8 +127,10 @@ impl Report {
     }
 }
 
-/// `max |got − want| / max(max |want|, 1e-300)` in f64: 0 when every pair is equal (NaN with
-/// NaN counts as equal), ∞ when the lengths differ or a NaN is in one of a pair only.
+/// `max |got − want| / max(max |want|, ε)` in f64, over the finite pairs, with `ε` the machine
+/// epsilon of `E` (so that values near zero compare absolutely at ε, not relatively to 1e-300):
+/// 0 when every pair is equal (NaN with NaN, ∞ with the same ∞ count as equal), ∞ when the
+/// lengths differ or a pair is unequal with a NaN or an infinity in it.
 pub fn rel_error<E: Element>(got: &[E], want: &[E]) -> f64 {
     if got.len() != want.len() {
         return f64::INFINITY;
@@ -131,17 +138,18 @@ pub fn rel_error<E: Element>(got: &[E], want: &[E]) -> f64 {
     let mut diff = 0.0_f64;
     for (g, w) in got.iter().zip(want) {
         let (g, w) = (g.f64(), w.f64());
-        match (g.is_nan(), w.is_nan()) {
-            (true, true) => {}
-            (false, false) if g == w => {}
-            (false, false) => diff = diff.max((g - w).abs()),
-            _ => return f64::INFINITY,
+        if g == w || g.is_nan() && w.is_nan() {
+            continue;
         }
+        if !(g.is_finite() && w.is_finite()) {
+            return f64::INFINITY;
+        }
+        diff = diff.max((g - w).abs());
     }
     if diff == 0.0 {
         return 0.0;
     }
-    let scale = want.iter().map(|w| w.f64().abs()).filter(|w| !w.is_nan()).fold(1e-300, f64::max);
+    let scale = want.iter().map(|w| w.f64().abs()).filter(|w| w.is_finite()).fold(E::epsilon().f64(), f64::max);
     diff / scale
 }
 
@@ -185,6 +193,11 @@ impl Sink {
             Ok(false) => self.add(op, variant, 0.0, f64::INFINITY, Some((Outcome::Fail, format!("{case}: {what}")))),
             Err(e) => self.error(op, variant, case, 0.0, &e),
         }
+    }
+
+    /// Records that the checks of `group` stopped on a panic in the backend, with its message.
+    pub(crate) fn panicked(&mut self, group: &str, message: &str) {
+        self.add("panic", group, 0.0, f64::INFINITY, Some((Outcome::Fail, format!("the backend panicked: {message}"))));
     }
 
     /// Records a backend error: unsupported, or a failure.
@@ -243,6 +256,14 @@ mod tests {
         assert_eq!(rel_error(&[1.0, 2.0], &[1.0, f64::NAN]), f64::INFINITY);
         assert_eq!(rel_error(&[1.0_f32], &[1.0, 2.0]), f64::INFINITY);
         assert!((rel_error(&[1.0_f64, 4.1], &[1.0, 4.0]) - 0.1 / 4.0).abs() < 1e-12);
+        // Infinities: equal ones agree, any other pair with one is a failure, and an infinite
+        // reference value does not scale the others' differences away.
+        assert_eq!(rel_error(&[f64::INFINITY, 1.0], &[f64::INFINITY, 1.0]), 0.0);
+        assert_eq!(rel_error(&[f64::INFINITY, 5.0], &[f64::INFINITY, 1.0]), 4.0);
+        assert_eq!(rel_error(&[f64::NEG_INFINITY], &[f64::INFINITY]), f64::INFINITY);
+        assert_eq!(rel_error(&[3.0], &[f64::INFINITY]), f64::INFINITY);
+        // Near zero the comparison is absolute at the dtype's epsilon.
+        assert_eq!(rel_error(&[1e-30_f32], &[0.0]), f64::from(1e-30_f32) / f64::from(f32::EPSILON));
     }
 
     #[test]

@@ -72,9 +72,12 @@ pub struct CheckBackendArgs {
     /// Element types, comma-separated [default: f32,f64].
     #[arg(long, value_delimiter = ',', default_values_t = [nabla::DType::F32, nabla::DType::F64])]
     pub dtype: Vec<nabla::DType>,
-    /// Print the table, then the rows and a `passed` flag as one JSON object on the last line.
+    /// Print the table, then the rows and `passed`/`complete` flags as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
+    /// Exit 1 when an op is unsupported too (not only when one disagrees with the reference).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `nabla eval`.

@@ -24,8 +24,10 @@ struct Run<E> {
 
 /// A backend's distance from the first.
 struct Distance {
-    /// Per epoch: `|loss − loss₀| / |loss₀|`.
+    /// Per epoch both ran: `|loss − loss₀| / |loss₀|` (∞ when one of them is not finite).
     epoch_loss: Vec<f64>,
+    /// Epochs run, when not the first backend's (early stopping decided otherwise).
+    epochs_differ: Option<usize>,
     /// The largest relative difference over the final tensors, and that tensor's name.
     weights: (f64, String),
     /// The first value of the first step beyond the tolerance: `(op, error)`.
@@ -57,6 +59,7 @@ fn refuse_train_only_flags(args: &CompareArgs) -> Result<()> {
     let t = &args.train;
     let given = [
         ("--backend", t.run.backend.is_some()),
+        ("--device", t.run.device.is_some()),
         ("--save", t.save.is_some()),
         ("--checkpoint", t.checkpoint.is_some()),
         ("--checkpoint-every", t.checkpoint_every.is_some()),
@@ -66,9 +69,10 @@ fn refuse_train_only_flags(args: &CompareArgs) -> Result<()> {
         ("--check-consistency", t.check_consistency),
     ];
     match given.iter().find(|(_, on)| *on) {
-        Some((flag, _)) => {
-            Err(Error::invalid(*flag, "`nabla compare` does not take it (name the backends with --backends A,B)"))
-        }
+        Some((flag, _)) => Err(Error::invalid(
+            *flag,
+            "`nabla compare` does not take it (name the backends with --backends A,B; cuda:N picks a GPU)",
+        )),
         None => Ok(()),
     }
 }
@@ -178,18 +182,8 @@ fn tensor_name(i: usize) -> String {
 
 fn distance<E: Element>(first: &Run<E>, run: &Run<E>, tol: f64) -> Distance {
     let epoch_loss =
-        first
-            .history
-            .iter()
-            .zip(&run.history)
-            .map(|(a, b)| {
-                if a.train_loss == b.train_loss {
-                    0.0
-                } else {
-                    (b.train_loss - a.train_loss).abs() / a.train_loss.abs()
-                }
-            })
-            .collect();
+        first.history.iter().zip(&run.history).map(|(a, b)| loss_difference(a.train_loss, b.train_loss)).collect();
+    let epochs_differ = (run.history.len() != first.history.len()).then_some(run.history.len());
     let weights = first
         .params
         .iter()
@@ -202,7 +196,18 @@ fn distance<E: Element>(first: &Run<E>, run: &Run<E>, tol: f64) -> Distance {
     let first_divergence = errors.iter().find(|(_, e)| *e > tol).cloned();
     let first_step_worst =
         errors.into_iter().fold((String::new(), 0.0), |worst, e| if e.1 > worst.1 { e } else { worst });
-    Distance { epoch_loss, weights, first_divergence, first_step_worst }
+    Distance { epoch_loss, epochs_differ, weights, first_divergence, first_step_worst }
+}
+
+/// `|b − a| / |a|`: 0 when equal (NaN with NaN included), ∞ when one is not finite.
+fn loss_difference(a: f64, b: f64) -> f64 {
+    if a == b || a.is_nan() && b.is_nan() {
+        0.0
+    } else if !(a.is_finite() && b.is_finite()) {
+        f64::INFINITY
+    } else {
+        (b - a).abs() / a.abs().max(f64::MIN_POSITIVE)
+    }
 }
 
 /// At most 20 epochs of a long run: evenly spaced, the first and the last included.
@@ -237,6 +242,9 @@ fn tables<E: Element>(runs: &[Run<E>], distances: &[Distance], tol: f64) -> (Vec
     for (r, d) in runs[1..].iter().zip(distances) {
         let loss_max = d.epoch_loss.iter().copied().fold(0.0, f64::max);
         summary.push(format!("{}: largest per-epoch loss difference {loss_max:.1e}", r.backend));
+        if let Some(n) = d.epochs_differ {
+            summary.push(format!("{}: ran {n} epochs, {base} {}", r.backend, runs[0].history.len()));
+        }
         summary.push(match d.weights {
             (0.0, _) => format!("{}: final weights identical to {base}'s", r.backend),
             (e, ref tensor) => {
@@ -295,7 +303,8 @@ fn to_json<E: Element>(title: &str, runs: &[Run<E>], distances: &[Distance], tol
             json!({
                 "backend": r.backend,
                 "losses": losses(r),
-                "loss_rel_diff": d.epoch_loss,
+                "loss_rel_diff": d.epoch_loss.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
+                "epochs": r.history.len(),
                 "weights_max_rel_diff": d.weights.0,
                 "weights_worst_tensor": d.weights.1,
                 "first_step_diverges_at": d.first_divergence.as_ref().map(|(op, _)| op),
@@ -311,4 +320,49 @@ fn to_json<E: Element>(title: &str, runs: &[Run<E>], distances: &[Distance], tol
 
 fn losses<E>(run: &Run<E>) -> Vec<f64> {
     run.history.iter().map(|e| e.train_loss).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(epoch: usize, train_loss: f64) -> EpochReport {
+        EpochReport {
+            epoch,
+            lr: 0.1,
+            train_loss,
+            train_accuracy: None,
+            val_loss: None,
+            val_accuracy: None,
+            seconds: 0.0,
+            samples_per_sec: 0.0,
+            steps: 1,
+        }
+    }
+
+    fn run(backend: &str, losses: &[f64], z: f64, w: f64) -> Run<f64> {
+        let history = losses.iter().enumerate().map(|(i, &l)| epoch(i + 1, l)).collect();
+        let trace = vec![("layer 1 Z".to_string(), vec![1.0, z]), ("layer 1 δ".to_string(), vec![2.0])];
+        Run { backend: backend.into(), history, params: vec![vec![w, 1.0], vec![0.5]], trace }
+    }
+
+    /// The first value beyond the tolerance is named, a loss that blew up on one side is an
+    /// infinite difference (not a small one), and a run that stopped at another epoch says so.
+    #[test]
+    fn distances_name_the_first_divergence_and_see_blown_up_losses() {
+        let base = run("reference", &[1.0, 0.5, 0.25], 3.0, 1.0);
+        let same = distance(&base, &run("same", &[1.0, 0.5, 0.25], 3.0, 1.0), 1e-10);
+        assert!(same.first_divergence.is_none() && same.weights.0 == 0.0 && same.epochs_differ.is_none());
+        let off = distance(&base, &run("off", &[1.0, f64::NAN], 3.3, 1.5), 1e-10);
+        let (op, error) = off.first_divergence.clone().unwrap();
+        assert_eq!(op, "layer 1 Z");
+        assert!((error - 0.1).abs() < 1e-12, "{error}");
+        assert_eq!(off.epoch_loss, [0.0, f64::INFINITY]);
+        assert_eq!(off.epochs_differ, Some(2));
+        assert_eq!(off.weights, (0.5, "layers.0.weight".to_string()));
+        let text = text("t", &[base, run("off", &[1.0, f64::NAN], 3.3, 1.5)], &[off], 1e-10);
+        assert!(text.contains("off: first step diverges first at `layer 1 Z`"), "{text}");
+        assert!(text.contains("off: ran 2 epochs, reference 3"), "{text}");
+        assert!(text.contains("largest per-epoch loss difference inf"), "{text}");
+    }
 }

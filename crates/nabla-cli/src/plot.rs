@@ -176,14 +176,19 @@ fn draw_comparison<DB: DrawingBackend>(
         .map(|(i, (name, h))| (name.as_str(), color(i), h.iter().map(|r| (r.epoch as f64, r.train_loss)).collect()))
         .collect();
     let Some((_, first)) = runs.first() else { return Ok(()) };
-    // log₁₀ of the relative difference to the first backend (−16 for equal losses).
-    let log_diff = |a: f64, b: f64| ((b - a).abs() / a.abs().max(1e-300)).max(1e-16).log10();
+    // log₁₀ of the relative difference to the first backend (−16 for equal losses); an epoch
+    // where either loss is not finite is left out, not drawn as a small difference.
+    let log_diff = |a: f64, b: f64| {
+        let ratio = if a == b { 0.0 } else { (b - a).abs() / a.abs().max(f64::MIN_POSITIVE) };
+        ratio.is_finite().then(|| ratio.max(1e-16).log10())
+    };
     let diffs: Vec<Curve<'_>> = runs
         .iter()
         .enumerate()
         .skip(1)
         .map(|(i, (name, h))| {
-            let pts = first.iter().zip(h).map(|(a, b)| (b.epoch as f64, log_diff(a.train_loss, b.train_loss)));
+            let pts =
+                first.iter().zip(h).filter_map(|(a, b)| Some((b.epoch as f64, log_diff(a.train_loss, b.train_loss)?)));
             (name.as_str(), color(i), pts.collect())
         })
         .collect();

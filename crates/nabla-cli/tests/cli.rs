@@ -821,3 +821,23 @@ fn compare_reports_how_far_each_backend_is_from_the_first() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("at least two"), "{}", stderr(&o));
 }
+
+/// Where a CUDA device is (and this binary has the backend), the kit passes on it and a run
+/// agrees with the reference in f64; elsewhere the test says it is skipped.
+#[test]
+fn check_backend_and_compare_on_cuda_where_present() {
+    let o = nabla(&["backends", "--json"]);
+    let usable = last_json(&o)["backends"].as_array().is_some_and(|b| {
+        b.iter().any(|b| b["backend"].as_str().is_some_and(|n| n.starts_with("cuda")) && b["usable"] == true)
+    });
+    if !usable {
+        eprintln!("skipped: no usable CUDA backend in this build or on this machine");
+        return;
+    }
+    let o = nabla(&["check-backend", "cuda", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(last_json(&o)["passed"], true);
+    let o = nabla(&["compare", "--backends", "reference,cuda", "--epochs", "3", "--dtype", "f64", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(last_json(&o)["agree"], true);
+}

@@ -129,18 +129,33 @@ impl Serialize for BatchSize {
 
 impl<'de> Deserialize<'de> for BatchSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Stored {
-            Rows(u64),
-            Word(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BatchSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a batch size: a number of rows ≥ 1 or \"full\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<BatchSize, E> {
+                match v {
+                    u64::MAX => Ok(BatchSize::Full),
+                    _ => usize::try_from(v)
+                        .map(BatchSize::Rows)
+                        .map_err(|_| E::custom(format!("batch size {v}: too large"))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<BatchSize, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("batch size {v}: a number of rows ≥ 1 or \"full\"")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<BatchSize, E> {
+                match v {
+                    "full" => Ok(BatchSize::Full),
+                    _ => Err(E::custom(format!("batch size `{v}`: a number of rows ≥ 1 or \"full\""))),
+                }
+            }
         }
-        match Stored::deserialize(d)? {
-            Stored::Rows(u64::MAX) => Ok(BatchSize::Full),
-            Stored::Rows(b) => usize::try_from(b).map(BatchSize::Rows).map_err(serde::de::Error::custom),
-            Stored::Word(w) if w == "full" => Ok(BatchSize::Full),
-            Stored::Word(w) => Err(serde::de::Error::custom(format!("batch size `{w}`: a number or \"full\""))),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -714,7 +729,10 @@ mod batch_size_tests {
         assert_eq!(read("32").unwrap(), BatchSize::Rows(32));
         assert_eq!(read("\"full\"").unwrap(), BatchSize::Full);
         assert_eq!(read("18446744073709551615").unwrap(), BatchSize::Full);
-        assert!(read("\"half\"").is_err() && read("-1").is_err());
+        for bad in ["\"half\"", "-1", "1.5"] {
+            let e = read(bad).unwrap_err().to_string();
+            assert!(e.contains("batch size"), "{bad}: {e}");
+        }
         assert_eq!((BatchSize::Full.rows(7), BatchSize::Rows(32).rows(7), BatchSize::Rows(3).rows(7)), (7, 7, 3));
     }
 }
