@@ -82,8 +82,12 @@ test: deps mpi-deps test-deps cuda-tools
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; \
 	 else echo "make: rustfmt not installed, format check skipped (rustup component add rustfmt)"; fi
 	# Every crate meant for crates.io packages and builds from its package alone (the example
-	# plugin is publish = false); the workspace's crates stand in for the unpublished ones.
-	$(CARGO) package --workspace --exclude nabla-plugin-example --allow-dirty
+	# plugin is publish = false); the workspace's crates stand in for the unpublished ones. Cargo
+	# keeps those stand-ins, unpacked and compiled, by name and version only: a rerun after a
+	# change would build the stale copies, so both go first (its own target folder; the unpacked
+	# nabla-* of cargo's path registries, the `-HASH` folders).
+	rm -rf target/package-verify "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/nabla-*
+	$(CARGO) package --workspace --exclude nabla-plugin-example --allow-dirty --target-dir target/package-verify
 
 memcheck: deps test-deps
 	CARGO=$(CARGO) scripts/memcheck.sh
