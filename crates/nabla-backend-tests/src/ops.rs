@@ -157,40 +157,39 @@ fn bias_activation_and_grad<E: Element, B: Backend<E>>(
     let want = (|| {
         let (mut zw, mut aw) = (z.to_vec(), vec![E::zero(); d.len()]);
         Reference.bias_add_activate(f, d, &bias.to_vec(), &mut zw, &mut aw)?;
-        Ok((zw, aw))
+        Ok(vec![zw, aw])
     })();
     let got = (|| {
         let (mut zb, mut ab) = (up(b, z)?, b.alloc(d.len())?);
         b.bias_add_activate(f, d, &up(b, bias)?, &mut zb, &mut ab)?;
-        Ok((down(b, &zb, d.len())?, down(b, &ab, d.len())?))
+        Ok(vec![down(b, &zb, d.len())?, down(b, &ab, d.len())?])
     })();
-    let split = |r: &Result<(Vec<E>, Vec<E>)>, first: bool| match r {
-        Ok((z, a)) => Ok(if first { z.clone() } else { a.clone() }),
-        Err(e) => Err(copy_error(e)),
-    };
-    sink.close("bias_add_activate z", &variant, &case, split(&got, true), split(&want, true), tol::<E>());
-    sink.close("bias_add_activate a", &variant, &case, split(&got, false), split(&want, false), tol::<E>());
-    let Ok((zw, aw)) = want else { return };
+    for (i, op) in ["bias_add_activate z", "bias_add_activate a"].into_iter().enumerate() {
+        sink.close(op, &variant, &case, output(&got, i), output(&want, i), tol::<E>());
+    }
+    let Ok([zw, aw]) = want.as_deref() else { return };
     let want = (|| {
         let mut want = g.to_vec();
-        Reference.activate_grad(f, d, &zw, &aw, &mut want)?;
+        Reference.activate_grad(f, d, zw, aw, &mut want)?;
         Ok(want)
     })();
     let got = (|| {
         let mut gb = up(b, g)?;
-        b.activate_grad(f, d, &up(b, &zw)?, &up(b, &aw)?, &mut gb)?;
+        b.activate_grad(f, d, &up(b, zw)?, &up(b, aw)?, &mut gb)?;
         down(b, &gb, d.len())
     })();
     sink.close("activate_grad", &variant, &case, got, want, tol::<E>());
 }
 
-/// The same error again (errors are not `Clone`: their I/O source is not), for a second row.
-fn copy_error(e: &nabla_core::Error) -> nabla_core::Error {
-    match e {
-        nabla_core::Error::Unsupported { backend, op } => {
-            nabla_core::Error::Unsupported { backend: backend.clone(), op: op.clone() }
+/// Output `i` of a call that produced several, each recorded as a row of its own; an error is
+/// given to every row again (errors are not `Clone`: their I/O source is not).
+fn output<E: Element>(outputs: &Result<Vec<Vec<E>>>, i: usize) -> Result<Vec<E>> {
+    match outputs {
+        Ok(all) => Ok(all.get(i).cloned().unwrap_or_default()),
+        Err(nabla_core::Error::Unsupported { backend, op }) => {
+            Err(nabla_core::Error::Unsupported { backend: backend.clone(), op: op.clone() })
         }
-        other => nabla_core::Error::backend("conformance", other.to_string()),
+        Err(other) => Err(nabla_core::Error::backend("conformance", other.to_string())),
     }
 }
 
@@ -246,25 +245,20 @@ pub fn losses<E: Element, B: Backend<E>>(b: &B, sink: &mut Sink) {
             let want = (|| {
                 let (mut g, mut s) = (vec![E::zero(); d.len()], vec![E::zero(); 2]);
                 Reference.loss(l, d, &out, &target, &mut g, &mut s)?;
-                Ok((g, s))
+                Ok(vec![g, s[..1].to_vec(), s[1..].to_vec()])
             })();
             let got = (|| {
                 let (mut g, mut s) = (b.alloc(d.len())?, b.alloc(2)?);
                 b.loss(l, d, &up(b, &out)?, &up(b, &target)?, &mut g, &mut s)?;
-                Ok((down(b, &g, d.len())?, down(b, &s, 2)?))
+                let s = down(b, &s, 2)?;
+                Ok(vec![down(b, &g, d.len())?, s[..1].to_vec(), s[1..].to_vec()])
             })();
-            let part = |r: &Result<(Vec<E>, Vec<E>)>, which: usize| match r {
-                Ok((g, s)) => Ok(match which {
-                    0 => g.clone(),
-                    1 => s[..1].to_vec(),
-                    _ => s[1..].to_vec(),
-                }),
-                Err(e) => Err(copy_error(e)),
-            };
             let (variant, case) = (l.to_string(), d.to_string());
-            sink.close("loss grad", &variant, &case, part(&got, 0), part(&want, 0), tol::<E>());
-            sink.close("loss value", &variant, &case, part(&got, 1), part(&want, 1), tol::<E>());
-            sink.close("loss correct", &variant, &case, part(&got, 2), part(&want, 2), 0.0);
+            for (i, (op, tol)) in
+                [("loss grad", tol::<E>()), ("loss value", tol::<E>()), ("loss correct", 0.0)].into_iter().enumerate()
+            {
+                sink.close(op, &variant, &case, output(&got, i), output(&want, i), tol);
+            }
         }
     }
 }
@@ -329,7 +323,7 @@ fn compare_update<E: Element, B: Backend<E>>(
         for (t, g) in (0..).zip(grads) {
             with_state_refs(&mut state, |s| Reference.update(&steps(t), len, &mut w, g, s))?;
         }
-        Ok((w, state))
+        Ok([vec![w], state].concat())
     })();
     let got = (|| {
         let mut bstate = state.iter().map(|s| up(b, s)).collect::<Result<Vec<_>>>()?;
@@ -339,16 +333,12 @@ fn compare_update<E: Element, B: Backend<E>>(
             with_state_refs(&mut bstate, |s| b.update(&steps(t), len, &mut wb, &gb, s))?;
         }
         let state = bstate.iter().map(|s| down(b, s, len)).collect::<Result<Vec<_>>>()?;
-        Ok((down(b, &wb, len)?, state))
+        Ok([vec![down(b, &wb, len)?], state].concat())
     })();
     let variant = format!("{}{label}", update_name(u));
     for tensor in 0..=state.len() {
-        let pick = |r: &Result<(Vec<E>, Vec<Vec<E>>)>| match r {
-            Ok((w, s)) => Ok(if tensor == 0 { w.clone() } else { s[tensor - 1].clone() }),
-            Err(e) => Err(copy_error(e)),
-        };
         let op = if tensor == 0 { "update w".to_string() } else { format!("update state {}", tensor - 1) };
-        sink.close(&op, &variant, case, pick(&got), pick(&want), tol::<E>());
+        sink.close(&op, &variant, case, output(&got, tensor), output(&want, tensor), tol::<E>());
     }
 }
 

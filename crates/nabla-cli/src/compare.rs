@@ -114,7 +114,9 @@ where
     if let Some(path) = &args.train.plot {
         let curves: Vec<(String, Vec<EpochReport>)> =
             runs.iter().map(|r| (r.backend.clone(), r.history.clone())).collect();
-        crate::plot::compare(path, &curves)?;
+        let differences: Vec<Vec<f64>> =
+            std::iter::once(Vec::new()).chain(distances.iter().map(|d| d.epoch_loss.clone())).collect();
+        crate::plot::compare(path, &curves, &differences)?;
     }
     let report =
         if args.markdown { markdown(&title, &runs, &distances, tol) } else { text(&title, &runs, &distances, tol) };
@@ -175,9 +177,10 @@ where
     Ok(trace)
 }
 
-/// The name of parameter tensor `i` as in a model file.
+/// The name of parameter tensor `i` (`W¹, b¹, W², …`) as in a model file.
 fn tensor_name(i: usize) -> String {
-    format!("layers.{}.{}", i / 2, if i.is_multiple_of(2) { "weight" } else { "bias" })
+    let [weight, bias] = nabla::checkpoint::tensor_names("", i / 2);
+    if i.is_multiple_of(2) { weight } else { bias }
 }
 
 fn distance<E: Element>(first: &Run<E>, run: &Run<E>, tol: f64) -> Distance {

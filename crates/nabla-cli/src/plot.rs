@@ -167,6 +167,7 @@ fn draw_curves<DB: DrawingBackend>(
 fn draw_comparison<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     runs: &[(String, Vec<EpochReport>)],
+    differences: &[Vec<f64>],
 ) -> std::result::Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let color = |i: usize| COLORS[i % COLORS.len()];
@@ -175,31 +176,29 @@ fn draw_comparison<DB: DrawingBackend>(
         .enumerate()
         .map(|(i, (name, h))| (name.as_str(), color(i), h.iter().map(|r| (r.epoch as f64, r.train_loss)).collect()))
         .collect();
-    let Some((_, first)) = runs.first() else { return Ok(()) };
-    // log₁₀ of the relative difference to the first backend (−16 for equal losses); an epoch
-    // where either loss is not finite is left out, not drawn as a small difference.
-    let log_diff = |a: f64, b: f64| {
-        let ratio = if a == b { 0.0 } else { (b - a).abs() / a.abs().max(f64::MIN_POSITIVE) };
-        ratio.is_finite().then(|| ratio.max(1e-16).log10())
-    };
+    // log₁₀ of each relative difference (−16 for equal losses); an epoch where it is not finite
+    // (a loss that blew up) is left out, not drawn as a small difference.
     let diffs: Vec<Curve<'_>> = runs
         .iter()
+        .zip(differences)
         .enumerate()
         .skip(1)
-        .map(|(i, (name, h))| {
-            let pts =
-                first.iter().zip(h).filter_map(|(a, b)| Some((b.epoch as f64, log_diff(a.train_loss, b.train_loss)?)));
-            (name.as_str(), color(i), pts.collect())
+        .map(|(i, ((name, h), d))| {
+            let pts = h.iter().zip(d).filter(|(_, d)| d.is_finite());
+            (name.as_str(), color(i), pts.map(|(r, d)| (r.epoch as f64, d.max(1e-16).log10())).collect())
         })
         .collect();
+    let base = runs.first().map_or("", |(name, _)| name.as_str());
     let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
     panel(&left, "train loss", &losses)?;
-    panel(&right, &format!("log10 relative loss difference to {}", runs[0].0), &diffs)
+    panel(&right, &format!("log10 relative loss difference to {base}"), &diffs)
 }
 
-/// Each backend's training loss per epoch, overlaid, and its relative difference to the first's.
-pub fn compare(path: &Path, runs: &[(String, Vec<EpochReport>)]) -> Result<()> {
-    render(path, (1200, 480), |r| draw_comparison(r, runs), |r| draw_comparison(r, runs))
+/// Each backend's training loss per epoch, overlaid, and its relative difference to the
+/// first's (`differences[i]` for `runs[i]`, the first's ignored).
+pub fn compare(path: &Path, runs: &[(String, Vec<EpochReport>)], differences: &[Vec<f64>]) -> Result<()> {
+    let draw = |r: &DrawingArea<BitMapBackend, Shift>| draw_comparison(r, runs, differences);
+    render(path, (1200, 480), draw, |r| draw_comparison(r, runs, differences))
 }
 
 /// Train and validation loss (and accuracy, for classification) per epoch.

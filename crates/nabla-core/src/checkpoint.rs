@@ -101,8 +101,8 @@ impl std::fmt::Debug for StoredFile {
     }
 }
 
-/// The tensor names of layer `l`: `(weight, bias)` under `prefix`.
-fn names(prefix: &str, l: usize) -> [String; 2] {
+/// The tensor names of layer `l` (0-based): `[weight, bias]` under `prefix`.
+pub fn tensor_names(prefix: &str, l: usize) -> [String; 2] {
     [format!("{prefix}layers.{l}.weight"), format!("{prefix}layers.{l}.bias")]
 }
 
@@ -111,7 +111,7 @@ fn parameter_shapes(arch: &Architecture, prefix: &str) -> Vec<(String, Vec<usize
     (0..arch.layers())
         .flat_map(|l| {
             let d = arch.weight_dims(l);
-            let [w, b] = names(prefix, l);
+            let [w, b] = tensor_names(prefix, l);
             [(w, vec![d.rows, d.cols]), (b, vec![d.rows])]
         })
         .collect()
