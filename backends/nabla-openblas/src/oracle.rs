@@ -2,7 +2,7 @@
 //! triple loop in f64.
 
 use nabla_core::Element;
-use nabla_core::backend::{Gemm, Trans};
+use nabla_core::backend::Gemm;
 
 /// The α every GEMM test uses.
 pub(crate) const ALPHA: f64 = -0.7;
@@ -19,18 +19,13 @@ pub(crate) fn operands<E: Element>(s: &Gemm, beta: f64) -> (Vec<E>, Vec<E>, Vec<
     ((0..m * k).map(value).collect(), (0..k * n).map(|i| value(i + 5)).collect(), c)
 }
 
-/// `ALPHA·op(A)·op(B) + β·C` by the triple loop, in f64 (C not read when β = 0).
+/// `ALPHA·op(A)·op(B) + β·C` by the core's triple loop (`nabla_core::cpu::gemm`), in f64 (C not
+/// read when β = 0).
 pub(crate) fn product<E: Element>(s: &Gemm, a: &[E], b: &[E], beta: f64, c: &[E]) -> Vec<f64> {
-    let Gemm { ta, tb, m, n, k } = *s;
-    let at = |i: usize, p: usize| if ta == Trans::No { a[i * k + p] } else { a[p * m + i] }.f64();
-    let bt = |p: usize, j: usize| if tb == Trans::No { b[p * n + j] } else { b[j * k + p] }.f64();
-    (0..m * n)
-        .map(|ij| {
-            let (i, j) = (ij / n, ij % n);
-            let dot: f64 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
-            ALPHA * dot + if beta == 0.0 { 0.0 } else { beta * c[ij].f64() }
-        })
-        .collect()
+    let wide = |x: &[E]| x.iter().map(|v| v.f64()).collect::<Vec<f64>>();
+    let mut want = wide(&c[..s.m * s.n]);
+    nabla_core::cpu::gemm(*s, ALPHA, &wide(a), &wide(b), beta, &mut want).expect("the operands fit their shape");
+    want
 }
 
 /// Panics unless every `got` is within `tolerance` of `want`, relative to `max(1, |want|)`.

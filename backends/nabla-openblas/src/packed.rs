@@ -171,8 +171,9 @@ impl<E: Element> Problem<E> {
     }
 }
 
-/// `C ← α·op(A)·op(B) + β·C` on up to `team.size()` threads. The operand lengths must have been
-/// checked against `s` (`nabla_core::check::gemm`); `m`, `n`, `k` may be anything, 0 included.
+/// `C ← α·op(A)·op(B) + β·C` on up to `team.size()` threads. The operand lengths are checked
+/// against `s` here (`nabla_core::check::gemm`), before any unsafe access; `m`, `n`, `k` may be
+/// anything, 0 included.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<E: Element>(
     team: &Team,

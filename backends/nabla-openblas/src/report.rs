@@ -82,7 +82,13 @@ pub fn level_name(level: Level) -> &'static str {
 /// Whether OpenBLAS's kernels are as wide as the CPU's vector registers, as far as is known: an
 /// unknown core counts as full width (as for [`narrower_kernels`]).
 pub fn openblas_is_full_width() -> bool {
-    core_level(&openblas_core()).is_none_or(|theirs| theirs >= level())
+    narrower_level(&openblas_core(), level()).is_none()
+}
+
+/// The level of OpenBLAS core `core` when it is known and below `ours` (the one test both
+/// [`openblas_is_full_width`] and [`narrower_kernels`] rest on).
+fn narrower_level(core: &str, ours: Level) -> Option<Level> {
+    core_level(core).filter(|&theirs| theirs < ours)
 }
 
 /// OpenBLAS's version from its configuration string (`OpenBLAS 0.3.21 …`).
@@ -113,8 +119,7 @@ pub fn narrower_kernels() -> Option<String> {
 /// [`narrower_kernels`] for OpenBLAS core `core` on a CPU whose widest level is `ours`, with
 /// `OPENBLAS_CORETYPE` (if set) and the peak of each level from `peak`.
 fn kernel_gap(core: &str, ours: Level, coretype: Option<&str>, peak: impl Fn(Level) -> f64) -> Option<String> {
-    let theirs = core_level(core)?;
-    (theirs < ours).then(|| {
+    narrower_level(core, ours).map(|theirs| {
         let coretype = coretype.map(|v| format!(" (OPENBLAS_CORETYPE={v})")).unwrap_or_default();
         let (low, high) = (peak(theirs), peak(ours));
         format!(

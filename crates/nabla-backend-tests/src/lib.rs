@@ -125,6 +125,11 @@ pub fn run<E: Element, B: Backend<E> + Clone>(b: &B) -> Report {
 /// Runs `group` on `b` in dtype `E` and panics with the rows that failed — and, unless
 /// `allow_unsupported`, those the backend does not support — if any (what each test of
 /// [`conformance_tests!`] does).
+///
+/// # Panics
+///
+/// That is its purpose: it is a test assertion, for `#[test]` functions only (use
+/// [`Group::run`] or [`run`] for a report that never panics).
 pub fn assert_group<E: Element, B: Backend<E> + Clone>(b: &B, group: Group, allow_unsupported: bool) {
     let report = group.run::<E, B>(b);
     let bad = |r: &&Row| r.outcome == Outcome::Fail || (!allow_unsupported && r.outcome == Outcome::Unsupported);

@@ -70,14 +70,15 @@ impl CpuReport {
 /// about to be used (`backend` names it). The FMA peaks are measured only when there is a warning
 /// to give.
 pub fn warn_once_if_narrow(backend: &str) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
     #[cfg(feature = "openblas")]
     if backend == "openblas" {
+        static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             if let Some(w) = nabla::openblas::report::narrower_kernels() {
                 eprintln!("warning: {w}");
             }
         });
     }
-    let _ = (backend, &ONCE);
+    #[cfg(not(feature = "openblas"))]
+    let _ = backend; // only the OpenBLAS backend has kernels to warn about
 }
