@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use nabla_core::backend::{Backend, Dims, Gemm, GemmProvider};
+use nabla_core::distributed::Collective;
 use nabla_core::{Activation, Element, Error, Loss, Reference, Result, Update};
 
 #[cfg(feature = "cuda")]
@@ -90,7 +91,8 @@ pub enum BackendName {
     Reference,
     /// `openblas`.
     OpenBlas,
-    /// `cuda` or `cuda:N` (device `N`).
+    /// `cuda:N` (device `N`), or `cuda`: device 0, or under an MPI launcher the device of the
+    /// process's local rank ([`nabla_core::distributed::local_rank`]).
     Cuda(usize),
     /// `plugin:PATH`: a shared library at an explicit path.
     Plugin(std::path::PathBuf),
@@ -106,7 +108,8 @@ impl FromStr for BackendName {
         match s {
             "reference" | "ref" => Ok(BackendName::Reference),
             "openblas" | "cpu" => Ok(BackendName::OpenBlas),
-            "cuda" | "gpu" => Ok(BackendName::Cuda(0)),
+            // Under a launcher, each rank of a node takes its own GPU.
+            "cuda" | "gpu" => Ok(BackendName::Cuda(nabla_core::distributed::local_rank())),
             _ if s.starts_with("plugin:") && s.len() > "plugin:".len() => {
                 Ok(BackendName::Plugin(s["plugin:".len()..].into()))
             }
@@ -325,6 +328,17 @@ impl<E: AnyElement> Backend<E> for AnyBackend {
 
     fn synchronize(&self) -> Result<()> {
         dispatch!(self, b => Backend::<E>::synchronize(b))
+    }
+
+    fn join_ranks(&self, comm: &dyn Collective) -> Result<bool> {
+        dispatch!(self, b => Backend::<E>::join_ranks(b, comm))
+    }
+
+    fn sum_over_ranks(&self, bufs: &mut [&mut AnyBuf<E>]) -> Result<()> {
+        dispatch!(self, b => {
+            let mut native = bufs.iter_mut().map(|x| b.buf_mut(x)).collect::<Result<Vec<_>>>()?;
+            b.sum_over_ranks(&mut native)
+        })
     }
 
     fn gemm(&self, s: Gemm, alpha: E, a: &AnyBuf<E>, x: &AnyBuf<E>, beta: E, c: &mut AnyBuf<E>) -> Result<()> {

@@ -201,7 +201,16 @@ impl<E: Element, B: Backend<E>> Prepared<E, B> {
         }
     }
 
-    /// The gradient all-reduces done so far and the seconds spent in them (none alone).
+    /// Data-parallel: whether each layer's all-reduce starts during backward (the default) or
+    /// after it ([`GradientReducer::set_overlap`]); nothing alone.
+    pub fn set_overlap(&mut self, on: bool) {
+        if let Some(r) = &mut self.reducer {
+            r.set_overlap(on);
+        }
+    }
+
+    /// The gradient all-reduces done so far and the seconds spent in them that backward did not
+    /// hide (none alone).
     pub fn reductions(&self) -> (u64, f64) {
         self.reducer.as_ref().map_or((0, 0.0), GradientReducer::reductions)
     }

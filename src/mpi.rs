@@ -6,10 +6,11 @@
 //! one, unchanged ([`World::from_launcher`] returns `None`).
 
 use mpi::collective::SystemOperation;
+use mpi::datatype::Equivalence;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Root};
-use nabla_core::distributed::Collective;
+use nabla_core::distributed::{Collective, Fill};
 use nabla_core::{Error, Result};
 
 /// The job's `MPI_COMM_WORLD`, owning MPI's initialisation (finalised when dropped).
@@ -47,6 +48,39 @@ impl World {
     }
 }
 
+impl World {
+    /// The segmented sum of [`Collective::sum_segments_f32`] with MPI's non-blocking
+    /// all-reduce: segment `i`'s `MPI_Iallreduce` starts as soon as `fill` has written it, and
+    /// the pending ones are tested (OpenMPI progresses them only inside MPI calls) after each
+    /// segment; all are complete when this returns, on errors too.
+    fn sum_segments<T: Equivalence>(
+        &self,
+        send: &mut [T],
+        recv: &mut [T],
+        ends: &[usize],
+        fill: Fill<'_, T>,
+    ) -> Result<()> {
+        lengths("all_reduce", send.len(), recv.len())?;
+        let segments = nabla_core::distributed::segments(ends, send.len())?;
+        mpi::request::multiple_scope(ends.len(), |scope, pending| {
+            let (mut send, mut recv, mut done) = (send, recv, Vec::with_capacity(ends.len()));
+            for (i, seg) in segments.enumerate() {
+                let (s, send_rest) = std::mem::take(&mut send).split_at_mut(seg.len());
+                let (r, recv_rest) = std::mem::take(&mut recv).split_at_mut(seg.len());
+                (send, recv) = (send_rest, recv_rest);
+                if let Err(e) = fill(i, s) {
+                    pending.wait_all(&mut done);
+                    return Err(e);
+                }
+                pending.add(self.world.immediate_all_reduce_into(scope, &*s, r, SystemOperation::sum()));
+                pending.test_some(&mut done);
+            }
+            pending.wait_all(&mut done);
+            Ok(())
+        })
+    }
+}
+
 fn lengths(op: &'static str, send: usize, recv: usize) -> Result<()> {
     if send == recv {
         return Ok(());
@@ -73,6 +107,14 @@ impl Collective for World {
         lengths("all_reduce", send.len(), recv.len())?;
         self.world.all_reduce_into(send, recv, SystemOperation::sum());
         Ok(())
+    }
+
+    fn sum_segments_f32(&self, send: &mut [f32], recv: &mut [f32], ends: &[usize], fill: Fill<'_, f32>) -> Result<()> {
+        self.sum_segments(send, recv, ends, fill)
+    }
+
+    fn sum_segments_f64(&self, send: &mut [f64], recv: &mut [f64], ends: &[usize], fill: Fill<'_, f64>) -> Result<()> {
+        self.sum_segments(send, recv, ends, fill)
     }
 
     fn broadcast_f32(&self, buf: &mut [f32]) -> Result<()> {

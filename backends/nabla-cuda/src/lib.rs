@@ -52,6 +52,15 @@ impl<E> CudaBuf<E> {
 }
 
 pub mod compile;
+#[cfg(feature = "nccl")]
+pub mod nccl;
+#[cfg(feature = "nccl")]
+use nccl::Reducible;
+/// Without NCCL every element type is "reducible": nothing reduces on the device.
+#[cfg(not(feature = "nccl"))]
+pub trait Reducible {}
+#[cfg(not(feature = "nccl"))]
+impl<T> Reducible for T {}
 
 use compile::{MAX_LOSS_BLOCKS, REDUCE_THREADS, ROWS_BLOCK, ROWS_PER_CHUNK, SCRATCH, THREADS, WARP};
 
@@ -186,6 +195,9 @@ struct Inner {
     tf32: bool,
     /// The identity of this instance's buffers.
     owner: Owner,
+    /// The NCCL communicator of a data-parallel run, once joined ([`Backend::join_ranks`]).
+    #[cfg(feature = "nccl")]
+    nccl: std::sync::OnceLock<nccl::Communicator>,
 }
 
 /// The CUDA backend on one device (cheap to clone: a shared handle).
@@ -264,6 +276,8 @@ impl Cuda {
             name,
             tf32: options.tf32,
             owner: Owner::new(),
+            #[cfg(feature = "nccl")]
+            nccl: std::sync::OnceLock::new(),
         };
         Ok(Cuda { inner: Arc::new(inner) })
     }
@@ -318,7 +332,7 @@ fn per_row(rows: usize) -> LaunchConfig {
 }
 
 /// An element type the kernels and cuBLAS handle.
-pub trait CudaFloat: Element + DeviceRepr + ValidAsZeroBits {
+pub trait CudaFloat: Element + DeviceRepr + ValidAsZeroBits + Reducible {
     /// cuBLAS GEMM for this type.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -418,6 +432,28 @@ impl<E: CudaFloat> Backend<E> for Cuda {
 
     fn synchronize(&self) -> Result<()> {
         self.inner.stream.synchronize().map_err(|e| driver_error("synchronize (a kernel failed?)", e))
+    }
+
+    /// Joins an NCCL communicator over `comm`'s ranks, once per backend.
+    #[cfg(feature = "nccl")]
+    fn join_ranks(&self, comm: &dyn nabla_core::distributed::Collective) -> Result<bool> {
+        if self.inner.nccl.get().is_none() {
+            let joined = nccl::Communicator::join(self.inner.stream.clone(), comm)?;
+            // One stream per backend and one caller at a time: nothing else sets it meanwhile.
+            let _ = self.inner.nccl.set(joined);
+        }
+        Ok(true)
+    }
+
+    #[cfg(feature = "nccl")]
+    fn sum_over_ranks(&self, bufs: &mut [&mut CudaBuf<E>]) -> Result<()> {
+        let comm = self.inner.nccl.get().ok_or_else(|| {
+            Error::invalid("sum_over_ranks", "this CUDA backend has not joined the ranks (join_ranks) yet")
+        })?;
+        for b in bufs.iter() {
+            self.own("sum_over_ranks", &[("buffer", b.owner)])?;
+        }
+        comm.sum(bufs.iter_mut().map(|b| &mut b.slice))
     }
 
     fn gemm(&self, s: Gemm, alpha: E, a: &CudaBuf<E>, b: &CudaBuf<E>, beta: E, c: &mut CudaBuf<E>) -> Result<()> {

@@ -379,6 +379,10 @@ pub struct BenchArgs {
     /// Time only the training steps: skip the GEMM bound and peak (for memory measurements).
     #[arg(long)]
     pub only_steps: bool,
+    /// Data-parallel (under mpirun): all-reduce the gradients after backward instead of each
+    /// layer's as soon as backward has produced it (to measure what the overlap hides).
+    #[arg(long)]
+    pub no_overlap: bool,
     /// Run the reference backend on W3 too (very slow).
     #[arg(long)]
     pub reference_wide: bool,

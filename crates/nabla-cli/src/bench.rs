@@ -51,8 +51,11 @@ pub struct BenchResult {
     pub model_mib: f64,
     /// Data-parallel ranks (`mpirun -n P nabla bench`); `samples_per_sec` counts all of them.
     pub world_size: usize,
-    /// Milliseconds per step spent in the gradient all-reduce (0 alone).
+    /// Milliseconds per step spent in the gradient all-reduce that backward did not hide (0
+    /// alone).
     pub allreduce_ms: f64,
+    /// Whether each layer's all-reduce overlapped backward (`false` with `--no-overlap`).
+    pub overlap: bool,
 }
 
 /// Median/min/max seconds per call of `run(count)` (which does `count` calls and returns the
@@ -132,6 +135,7 @@ fn bench_backend(
             }
         }
         let mut run = Prepared::<f32, AnyBackend>::sharded(backend.clone(), w, job.collective())?;
+        run.set_overlap(!args.no_overlap);
         let wanted = ((w.steps as f64) * args.steps_scale).ceil().max(1.0) as usize;
         let warmup = ((w.warmup as f64) * args.steps_scale).ceil().max(1.0) as usize;
         // Ranks step in lockstep: each runs the wanted count (a budget measured on one rank's
@@ -165,6 +169,7 @@ fn bench_backend(
             model_mib: mib(w.model_bytes(4, 0)),
             world_size: job.size(),
             allreduce_ms: if reductions > 0 { reduce_seconds / reductions as f64 * 1e3 } else { 0.0 },
+            overlap: !args.no_overlap,
         });
         if !args.json && job.primary() {
             let r = out.last().ok_or_else(|| Error::invalid("bench", "no result"))?;
@@ -206,6 +211,7 @@ fn bench_backend(
                 model_mib: 0.0,
                 world_size: job.size(),
                 allreduce_ms: 0.0,
+                overlap: !args.no_overlap,
             });
         }
     }

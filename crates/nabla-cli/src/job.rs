@@ -82,12 +82,24 @@ impl Job {
     }
 }
 
-/// What `nabla backends` says about MPI.
+/// What `nabla backends` says about MPI and NCCL.
 pub fn describe() -> String {
     let compiled = if cfg!(feature = "mpi") { "compiled in" } else { "not compiled in (feature `mpi`)" };
-    match nabla::distributed::launcher() {
+    let mpi = match nabla::distributed::launcher() {
         Some(Some(n)) => format!("MPI {compiled}; started by a launcher as one of {n} ranks"),
         Some(None) => format!("MPI {compiled}; started by a launcher"),
         None => format!("MPI {compiled}; no launcher: a world of one"),
-    }
+    };
+    format!("{mpi}; {}", nccl())
+}
+
+/// Whether CUDA gradients are summed by NCCL, and whether it loads here.
+fn nccl() -> String {
+    #[cfg(feature = "nccl")]
+    return match nabla::cuda::nccl::check_library() {
+        Ok(()) => "NCCL compiled in and found (CUDA gradients summed on the GPUs)".into(),
+        Err(e) => format!("NCCL compiled in, not usable: {e}"),
+    };
+    #[cfg(not(feature = "nccl"))]
+    "NCCL not compiled in (feature `nccl`; CUDA gradients go through the host)".into()
 }

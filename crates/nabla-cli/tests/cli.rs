@@ -137,6 +137,35 @@ fn backends_lists_what_is_usable() {
     assert!(stdout(&text).contains("FMA peak") && stdout(&text).contains("OpenBLAS: "), "{}", stdout(&text));
 }
 
+/// NCCL that is absent, or installed as `libnccl.so.2` only (which cudarc does not load), is
+/// reported with what to install; nothing panics.
+#[cfg(feature = "nccl")]
+#[test]
+fn backends_says_why_nccl_is_not_usable() {
+    let o = nabla(&["backends", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let detail = last_json(&o)["mpi"]["detail"].as_str().unwrap().to_owned();
+    if detail.contains("NCCL compiled in and found") {
+        eprintln!("NCCL is installed here; the runtime-only case is not checked");
+        return;
+    }
+    assert!(detail.contains("NCCL (libnccl.so) was not found"), "{detail}");
+    // A runtime-only install: a library named libnccl.so.2 and no libnccl.so.
+    let dir = tempfile::tempdir().unwrap();
+    let (src, lib) = (dir.path().join("empty.c"), dir.path().join("libnccl.so.2"));
+    std::fs::write(&src, "int nabla_test_symbol;\n").unwrap();
+    let cc = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).status();
+    assert!(cc.is_ok_and(|s| s.success()), "a C compiler builds the stand-in library");
+    let o = Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .args(["backends", "--json"])
+        .env("LD_LIBRARY_PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let detail = last_json(&o)["mpi"]["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("libnccl.so.2 only") && detail.contains("libnccl-dev"), "{detail}");
+}
+
 /// `--gemm auto` times both providers on each shape and reports the choice with both times;
 /// a forced provider takes every shape untimed; the CPU report and the FMA-peak fraction are in
 /// the JSON; a bad value is a usage error naming the accepted ones, in bench and train alike.

@@ -11,8 +11,9 @@
 use std::fmt;
 
 use crate::activation::Activation;
+use crate::distributed::Collective;
 use crate::element::Element;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::update::Update;
 
@@ -188,6 +189,20 @@ pub trait Backend<E: Element>: Send + Sync {
     /// [`Backend::host_view`], writable.
     fn host_view_mut<'a>(&self, _buf: &'a mut Self::Buf) -> Option<&'a mut [E]> {
         None
+    }
+
+    /// Data-parallel runs: sets up this backend's own communicator over the ranks of `comm`'s
+    /// job (NCCL on CUDA, its unique id broadcast through `comm`) and returns whether it has one
+    /// — then [`Backend::sum_over_ranks`] sums gradients on the device. The default has none
+    /// (`false`): the gradients are summed through the host.
+    fn join_ranks(&self, _comm: &dyn Collective) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// `bufs[i] ← Σ_ranks bufs[i]`, in place on the device, every buffer in one group call,
+    /// over the communicator [`Backend::join_ranks`] set up.
+    fn sum_over_ranks(&self, _bufs: &mut [&mut Self::Buf]) -> Result<()> {
+        Err(Error::Unsupported { backend: self.name(), op: "sum_over_ranks (no communicator of its own)".into() })
     }
 
     /// Waits until all queued work is done (a no-op on synchronous backends).

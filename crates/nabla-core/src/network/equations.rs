@@ -81,35 +81,64 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
     }
 
     /// [`Network::backward`] (`sgd = None`) or [`Network::backward_sgd`] (`sgd = Some(η)`).
+    /// Each `δˡ⁻¹` is computed before layer `l`'s gradient, which the fused step adds to `Wˡ`.
     fn backpropagate(&mut self, x: &B::Buf, rows: usize, sgd: Option<E>) -> Result<()> {
-        let (b, arch) = (&self.backend, &self.arch);
-        let work = self.work.as_mut().filter(|w| w.rows >= rows).ok_or_else(|| no_forward("backward"))?;
-        let dropped = work.dropped;
-        for l in (0..arch.layers()).rev() {
-            let (done, rest) = work.layers.split_at_mut(l);
-            let cur = &rest[0];
-            let (n_in, n_out) = (arch.sizes[l], arch.sizes[l + 1]);
+        for l in (0..self.arch.layers()).rev() {
             if l > 0 {
-                let prev = &mut done[l - 1];
-                let da = Gemm { ta: Trans::No, tb: Trans::No, m: rows, n: n_in, k: n_out };
-                b.gemm(da, E::one(), &cur.delta, &self.params[l].weight, E::zero(), &mut prev.delta)?;
-                let d = Dims::new(rows, n_in);
-                if let (true, Some((mask, _))) = (dropped, prev.dropout.as_ref()) {
-                    b.hadamard(d.len(), mask, &mut prev.delta)?;
-                }
-                b.activate_grad(arch.activations[l - 1], d, &prev.z, &prev.a, &mut prev.delta)?;
+                self.propagate_error(rows, l)?;
             }
-            let input = if l == 0 { x } else { done[l - 1].output(dropped) };
-            let dw = Gemm { ta: Trans::Yes, tb: Trans::No, m: n_out, n: n_in, k: rows };
-            let d = Dims::new(rows, n_out);
-            let (alpha, beta, target) = match sgd {
-                Some(lr) => (-lr, E::one(), &mut self.params[l]),
-                None => (E::one(), E::zero(), &mut self.grads[l]),
-            };
-            b.gemm(dw, alpha, &cur.delta, input, beta, &mut target.weight)?;
-            b.sum_rows(d, alpha, &cur.delta, beta, &mut target.bias)?;
+            match sgd {
+                Some(lr) => self.layer_gradient(x, rows, l, -lr, true)?,
+                None => self.layer_gradient(x, rows, l, E::one(), false)?,
+            }
         }
         Ok(())
+    }
+
+    /// Equation 3 for one layer `l ≥ 1` of the batch whose output error (or layer `l + 1`'s
+    /// propagation) just ran: `δˡ⁻¹ = (δˡ Wˡ) ⊙ σ'(Zˡ⁻¹)`, through the dropout mask when the
+    /// forward pass used one.
+    pub(crate) fn propagate_error(&mut self, rows: usize, l: usize) -> Result<()> {
+        let (b, arch) = (&self.backend, &self.arch);
+        let work = self.work.as_mut().filter(|w| w.rows >= rows).ok_or_else(|| no_forward("backward"))?;
+        if l == 0 || l >= arch.layers() {
+            return Err(Error::invalid("backward", format!("no layer below layer {l} to propagate the error to")));
+        }
+        let (done, rest) = work.layers.split_at_mut(l);
+        let (cur, prev) = (&rest[0], &mut done[l - 1]);
+        let (n_in, n_out) = (arch.sizes[l], arch.sizes[l + 1]);
+        let da = Gemm { ta: Trans::No, tb: Trans::No, m: rows, n: n_in, k: n_out };
+        b.gemm(da, E::one(), &cur.delta, &self.params[l].weight, E::zero(), &mut prev.delta)?;
+        let d = Dims::new(rows, n_in);
+        if let (true, Some((mask, _))) = (work.dropped, prev.dropout.as_ref()) {
+            b.hadamard(d.len(), mask, &mut prev.delta)?;
+        }
+        b.activate_grad(arch.activations[l - 1], d, &prev.z, &prev.a, &mut prev.delta)
+    }
+
+    /// Equation 4 for one layer `l` whose error `δˡ` is known, scaled by `α`: `∂Wˡ ← α δˡᵀ Aˡ⁻¹`
+    /// and `∂bˡ ← α Σ_rows δˡ` into the gradients, or added to the parameters
+    /// (`into_parameters`; `α = −η` is the fused SGD step). `x` is the forward pass's input;
+    /// with `rows = 0` the gradients are zero.
+    pub(crate) fn layer_gradient(
+        &mut self,
+        x: &B::Buf,
+        rows: usize,
+        l: usize,
+        alpha: E,
+        into_parameters: bool,
+    ) -> Result<()> {
+        let (b, arch) = (&self.backend, &self.arch);
+        let work = self.work.as_ref().filter(|w| w.rows >= rows).ok_or_else(|| no_forward("backward"))?;
+        let cur = work.layers.get(l).ok_or_else(|| Error::invalid("backward", format!("no layer {l}")))?;
+        let input = if l == 0 { x } else { work.layers[l - 1].output(work.dropped) };
+        let (n_in, n_out) = (arch.sizes[l], arch.sizes[l + 1]);
+        let dw = Gemm { ta: Trans::Yes, tb: Trans::No, m: n_out, n: n_in, k: rows };
+        let d = Dims::new(rows, n_out);
+        let (beta, target) =
+            if into_parameters { (E::one(), &mut self.params[l]) } else { (E::zero(), &mut self.grads[l]) };
+        b.gemm(dw, alpha, &cur.delta, input, beta, &mut target.weight)?;
+        b.sum_rows(d, alpha, &cur.delta, beta, &mut target.bias)
     }
 
     /// Equation 5, one optimizer step on every tensor: `W ← W − η ∂C/∂W` for SGD, the rule of
