@@ -114,9 +114,17 @@ pub fn fill_then_sum<T>(
 /// `srun`) started this process, and as one of how many ranks when it says (`Some(None)`: started
 /// by a launcher that does not announce the size in the environment).
 pub fn launcher() -> Option<Option<usize>> {
-    let var = |name: &str| std::env::var(name).ok();
-    let size = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"].into_iter().find_map(|v| var(v)?.parse().ok());
+    launcher_in(|name| std::env::var(name).ok())
+}
+
+/// [`launcher`] read from the environment `var`. Slurm's PMIx plugin sets `PMIX_RANK` but no size
+/// variable: the step's task count (`SLURM_STEP_NUM_TASKS`) is the size then, and only then (a
+/// process started inside an allocation without `srun --mpi=…` is not one of its ranks).
+fn launcher_in(var: impl Fn(&str) -> Option<String>) -> Option<Option<usize>> {
+    let number = |names: &[&str]| names.iter().find_map(|v| var(v)?.parse().ok());
     let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"].into_iter().any(|v| var(v).is_some());
+    let size = number(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"])
+        .or_else(|| if rank { number(&["SLURM_STEP_NUM_TASKS"]) } else { None });
     (size.is_some() || rank).then_some(size)
 }
 
@@ -496,6 +504,21 @@ mod tests {
         }
         assert_eq!(shard(10, 0, 3), 0..4);
         assert_eq!(shard(10, 2, 3), 7..10);
+    }
+
+    #[test]
+    fn launchers_are_recognised_with_their_size() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(launcher_in(env(&[])), None);
+        assert_eq!(launcher_in(env(&[("OMPI_COMM_WORLD_RANK", "1"), ("OMPI_COMM_WORLD_SIZE", "4")])), Some(Some(4)));
+        assert_eq!(launcher_in(env(&[("PMI_RANK", "0"), ("PMI_SIZE", "3")])), Some(Some(3)));
+        // `srun --mpi=pmix`: a PMIx rank, the size from Slurm's step.
+        assert_eq!(launcher_in(env(&[("PMIX_RANK", "2"), ("SLURM_STEP_NUM_TASKS", "3")])), Some(Some(3)));
+        assert_eq!(launcher_in(env(&[("PMIX_RANK", "0")])), Some(None));
+        // Inside a Slurm allocation but not started as an MPI rank: one process.
+        assert_eq!(launcher_in(env(&[("SLURM_STEP_NUM_TASKS", "3")])), None);
     }
 
     use crate::backend::{Dims, Gemm};
