@@ -121,20 +121,22 @@ pub fn launcher() -> Option<Option<usize>> {
 /// variable: the step's task count (`SLURM_STEP_NUM_TASKS`) is the size then, and only then (a
 /// process started inside an allocation without `srun --mpi=…` is not one of its ranks).
 fn launcher_in(var: impl Fn(&str) -> Option<String>) -> Option<Option<usize>> {
-    let number = |names: &[&str]| names.iter().find_map(|v| var(v)?.parse().ok());
     let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"].into_iter().any(|v| var(v).is_some());
-    let size = number(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"])
-        .or_else(|| if rank { number(&["SLURM_STEP_NUM_TASKS"]) } else { None });
+    let size = first_number(&var, &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"])
+        .or_else(|| if rank { first_number(&var, &["SLURM_STEP_NUM_TASKS"]) } else { None });
     (size.is_some() || rank).then_some(size)
+}
+
+/// The value of the first of the variables `names` that `var` holds as a number.
+fn first_number(var: impl Fn(&str) -> Option<String>, names: &[&str]) -> Option<usize> {
+    names.iter().find_map(|v| var(v)?.parse().ok())
 }
 
 /// This process's rank among the ranks of its node, as the launcher says (OpenMPI's
 /// `OMPI_COMM_WORLD_LOCAL_RANK`, Slurm's `SLURM_LOCALID`, MPICH's `MPI_LOCALRANKID`); 0 without
 /// one. Data-parallel CUDA runs take the GPU of this number.
 pub fn local_rank() -> usize {
-    ["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"]
-        .into_iter()
-        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    first_number(|v| std::env::var(v).ok(), &["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"])
         .unwrap_or(0)
 }
 
