@@ -146,7 +146,7 @@ pub struct Prepared<E: Element, B: Backend<E>> {
     /// Rows of this rank's shard, of the global batch, and the shard's first row.
     rows: (usize, usize, usize),
     next: usize,
-    reducer: Option<GradientReducer<E>>,
+    reducer: Option<GradientReducer<E, B>>,
 }
 
 /// Distinct batches cycled through by the timed steps.

@@ -37,16 +37,17 @@ pub trait Collective {
     fn sum_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()>;
     /// `recv ← Σ_ranks send` in f64.
     fn sum_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()>;
-    /// `recv ← Σ_ranks send` over a bucket written in segments, each segment's sum started as
-    /// soon as `fill(i, segment)` has written segment `i` (`ends[i-1]..ends[i]`, in order), so
-    /// that communication overlaps the filling of the next segments. The default fills every
-    /// segment, then sums the bucket at once ([`fill_then_sum`]).
-    fn sum_segments_f32(&self, send: &mut [f32], recv: &mut [f32], ends: &[usize], fill: Fill<'_, f32>) -> Result<()> {
-        fill_then_sum(send, recv, ends, fill, |s, r| self.sum_f32(s, r))
+    /// `recv ← Σ_ranks send` for each of `count` [`Piece`]s, piece `i` as `next(i)` hands it
+    /// over (in order, after computing what it holds). An implementation over a launcher starts
+    /// each piece's sum as soon as it has the piece, so that communication overlaps the
+    /// computing of the next ones; all are complete when it returns. The default sums each piece
+    /// as it comes ([`sum_each`]).
+    fn sum_pieces_f32<'a>(&self, count: usize, next: NextPiece<'_, 'a, f32>) -> Result<()> {
+        sum_each(count, next, |s, r| self.sum_f32(s, r))
     }
-    /// [`Collective::sum_segments_f32`] in f64.
-    fn sum_segments_f64(&self, send: &mut [f64], recv: &mut [f64], ends: &[usize], fill: Fill<'_, f64>) -> Result<()> {
-        fill_then_sum(send, recv, ends, fill, |s, r| self.sum_f64(s, r))
+    /// [`Collective::sum_pieces_f32`] in f64.
+    fn sum_pieces_f64<'a>(&self, count: usize, next: NextPiece<'_, 'a, f64>) -> Result<()> {
+        sum_each(count, next, |s, r| self.sum_f64(s, r))
     }
     /// `buf ← rank 0's buf`.
     fn broadcast_f32(&self, buf: &mut [f32]) -> Result<()>;
@@ -68,11 +69,11 @@ impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
     fn sum_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()> {
         (**self).sum_f64(send, recv)
     }
-    fn sum_segments_f32(&self, send: &mut [f32], recv: &mut [f32], ends: &[usize], fill: Fill<'_, f32>) -> Result<()> {
-        (**self).sum_segments_f32(send, recv, ends, fill)
+    fn sum_pieces_f32<'a>(&self, count: usize, next: NextPiece<'_, 'a, f32>) -> Result<()> {
+        (**self).sum_pieces_f32(count, next)
     }
-    fn sum_segments_f64(&self, send: &mut [f64], recv: &mut [f64], ends: &[usize], fill: Fill<'_, f64>) -> Result<()> {
-        (**self).sum_segments_f64(send, recv, ends, fill)
+    fn sum_pieces_f64<'a>(&self, count: usize, next: NextPiece<'_, 'a, f64>) -> Result<()> {
+        (**self).sum_pieces_f64(count, next)
     }
     fn broadcast_f32(&self, buf: &mut [f32]) -> Result<()> {
         (**self).broadcast_f32(buf)
@@ -82,32 +83,30 @@ impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
     }
 }
 
-/// What a segmented sum calls to write segment `i` of the bucket ([`Collective::sum_segments_f32`]).
-pub type Fill<'a, T> = &'a mut dyn FnMut(usize, &mut [T]) -> Result<()>;
-
-/// The segments `ends[i-1]..ends[i]` of a bucket of `len` values, checked to be in order and to
-/// cover it.
-pub fn segments(ends: &[usize], len: usize) -> Result<impl Iterator<Item = Range<usize>> + '_> {
-    let ordered = ends.windows(2).all(|w| w[0] <= w[1]);
-    if !ordered || ends.last().copied().unwrap_or(0) != len {
-        return Err(Error::shape("all_reduce", format!("segment ends {ends:?} do not cover a bucket of {len} values")));
-    }
-    Ok(ends.iter().scan(0, |start, &end| Some(std::mem::replace(start, end)..end)))
+/// One all-reduce of a step: `recv ← Σ_ranks send`, element-wise, over buffers of one length.
+#[derive(Debug)]
+pub struct Piece<'a, T> {
+    /// This rank's values.
+    pub send: &'a [T],
+    /// Where the sum goes.
+    pub recv: &'a mut [T],
 }
 
-/// Writes every segment of `send` with `fill`, then sums the bucket at once with `sum`: a
-/// segmented sum without overlap.
-pub fn fill_then_sum<T>(
-    send: &mut [T],
-    recv: &mut [T],
-    ends: &[usize],
-    fill: Fill<'_, T>,
-    sum: impl FnOnce(&[T], &mut [T]) -> Result<()>,
+/// What a pieced sum calls for piece `i` ([`Collective::sum_pieces_f32`]): it computes what the
+/// piece holds and hands its buffers over.
+pub type NextPiece<'n, 'a, T> = &'n mut dyn FnMut(usize) -> Result<Piece<'a, T>>;
+
+/// Sums each of `count` pieces with `sum` as `next` hands it over: a pieced sum without overlap.
+pub fn sum_each<'a, T>(
+    count: usize,
+    next: NextPiece<'_, 'a, T>,
+    mut sum: impl FnMut(&[T], &mut [T]) -> Result<()>,
 ) -> Result<()> {
-    for (i, seg) in segments(ends, send.len())?.enumerate() {
-        fill(i, &mut send[seg])?;
+    for i in 0..count {
+        let piece = next(i)?;
+        sum(piece.send, piece.recv)?;
     }
-    sum(send, recv)
+    Ok(())
 }
 
 /// Whether an MPI launcher (OpenMPI's `mpirun`, a PMI/PMIx one such as MPICH's or Slurm's
@@ -180,21 +179,27 @@ impl Fingerprint {
     }
 }
 
-/// Sums one step's gradients over the ranks through a preallocated host bucket laid out in the
-/// order backward produces them (the shard's loss sum and correct count, then `∂Wᴸ, ∂bᴸ`, …,
-/// `∂W¹, ∂b¹`), cut into segments of whole layers of at least [`MIN_SEGMENT_BYTES`] (DDP's
-/// buckets in reverse order); each segment's all-reduce starts as soon as backward has written
-/// it, while backward goes on with the layers below. No allocation per step.
-pub struct GradientReducer<E: Element> {
+/// Sums one step's gradients over the ranks as backward produces them (the shard's loss sum and
+/// correct count, then layer `L`'s gradients, …, layer 1's), in [`Piece`]s of at least
+/// [`MIN_PIECE_BYTES`] (DDP's buckets in reverse order): each piece's all-reduce starts as soon
+/// as backward has written it, while backward goes on with the layers below. A weight gradient
+/// that large, in host memory, is a piece of its own and is summed where backward wrote it; the
+/// rest (the scores, biases, small layers, and everything of a backend without host memory) is
+/// copied through a preallocated host bucket. No allocation and no copy of the large gradients
+/// per step.
+pub struct GradientReducer<E: Element, B: Backend<E>> {
     comm: Box<dyn Collective>,
     send: Vec<E>,
     recv: Vec<E>,
-    /// The end of each segment in the bucket.
-    ends: Vec<usize>,
-    /// The lowest layer each segment holds (segment `i` holds the layers from segment `i − 1`'s
-    /// lowest, exclusive, down to this one).
-    lowest: Vec<usize>,
-    /// Whether each segment's all-reduce starts during backward (else after it, all at once).
+    /// The step's all-reduces, in backward's order.
+    plan: Vec<Planned>,
+    /// Where each layer's gradients lie in the bucket.
+    slots: Vec<Slots>,
+    /// For each weight summed where it is (in the plan's order), two buffers of its size: the
+    /// one backward's gradient is swapped into to be sent, and the one the sum arrives in, which
+    /// is swapped into the network afterwards. The three buffers rotate from step to step.
+    spares: Vec<(B::Buf, B::Buf)>,
+    /// Whether each piece's all-reduce starts during backward (else after it, one by one).
     overlap: bool,
     /// Whether the backend sums the gradients on its device with a communicator of its own
     /// ([`Backend::join_ranks`]; NCCL on CUDA): then the host bucket holds the scores only.
@@ -203,50 +208,88 @@ pub struct GradientReducer<E: Element> {
     reductions: (u64, f64),
 }
 
-impl<E: Element> std::fmt::Debug for GradientReducer<E> {
+impl<E: Element, B: Backend<E>> std::fmt::Debug for GradientReducer<E, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GradientReducer")
             .field("rank", &self.comm.rank())
             .field("size", &self.comm.size())
             .field("bucket", &self.send.len())
-            .field("segments", &self.ends)
+            .field("plan", &self.plan)
             .field("overlap", &self.overlap)
             .field("reductions", &self.reductions)
             .finish()
     }
 }
 
-/// Values in front of the first segment's gradients: the shard's loss sum and correct count.
+/// Values in front of the first piece's gradients: the shard's loss sum and correct count.
 const STATS: usize = 2;
 
-/// The smallest segment worth an all-reduce of its own: below it, the per-call latency costs more
+/// The smallest piece worth an all-reduce of its own: below it, the per-call latency costs more
 /// than starting early hides (PyTorch DDP's first bucket is 1 MB too).
-pub const MIN_SEGMENT_BYTES: usize = 1 << 20;
+pub const MIN_PIECE_BYTES: usize = 1 << 20;
 
-impl<E: Element> GradientReducer<E> {
+/// What one all-reduce of a step sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// Values `start..end` of the host bucket.
+    Bucket { start: usize, end: usize },
+    /// Layer `l`'s weight gradient, where backward wrote it.
+    Weight(usize),
+}
+
+/// One all-reduce of the plan: what it sums, and the lowest layer backward must have done first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Planned {
+    part: Part,
+    lowest: usize,
+}
+
+/// Where a layer's gradients lie in the bucket (the weight's `None` when it is a piece of its own).
+#[derive(Clone, Copy, Debug, Default)]
+struct Slots {
+    weight: Option<usize>,
+    bias: usize,
+}
+
+impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
     /// A reducer for the gradients of `net` over `comm`, overlapping communication with
     /// backward; on the device when the backend has a communicator of its own
     /// ([`Backend::join_ranks`], which this sets up on every rank).
-    pub fn new<B: Backend<E>>(comm: Box<dyn Collective>, net: &Network<E, B>) -> Result<Self> {
+    pub fn new(comm: Box<dyn Collective>, net: &Network<E, B>) -> Result<Self> {
         let on_device = net.backend().join_ranks(comm.as_ref())?;
-        let arch = net.architecture();
-        let min_segment = MIN_SEGMENT_BYTES / std::mem::size_of::<E>();
-        let (mut ends, mut lowest, mut end) = (Vec::new(), Vec::new(), STATS);
+        let (arch, backend) = (net.architecture(), net.backend());
+        // Host gradients are summed where they are; a plugin's or a device's are copied.
+        let in_place = !on_device && net.gradients().first().is_some_and(|g| backend.host_view(&g.weight).is_some());
+        let min_piece = MIN_PIECE_BYTES / std::mem::size_of::<E>();
+        let (mut plan, mut slots, mut spares) = (Vec::new(), vec![Slots::default(); arch.layers()], Vec::new());
+        let (mut start, mut end) = (0, STATS);
         for l in (0..arch.layers()).rev() {
-            end += arch.weight_dims(l).len() + arch.weight_dims(l).rows;
-            let start = ends.last().copied().unwrap_or(0);
-            if end - start >= min_segment || l == 0 {
-                ends.push(end);
-                lowest.push(l);
+            let (weights, biases) = (arch.weight_dims(l).len(), arch.weight_dims(l).rows);
+            slots[l].bias = end;
+            end += biases;
+            if in_place && weights >= min_piece {
+                // The bucket so far (this layer's bias included) goes first, then the weight.
+                plan.push(Planned { part: Part::Bucket { start, end }, lowest: l });
+                plan.push(Planned { part: Part::Weight(l), lowest: l });
+                spares.push((backend.alloc(weights)?, backend.alloc(weights)?));
+                start = end;
+            } else {
+                slots[l].weight = Some(end);
+                end += weights;
+                if end - start >= min_piece || l == 0 {
+                    plan.push(Planned { part: Part::Bucket { start, end }, lowest: l });
+                    start = end;
+                }
             }
         }
-        let total = if on_device { STATS } else { ends.last().copied().unwrap_or(STATS) };
+        let total = if on_device { STATS } else { end };
         Ok(GradientReducer {
             comm,
             send: memory::filled(total, E::zero(), "the gradient bucket")?,
             recv: memory::filled(total, E::zero(), "the gradient bucket")?,
-            ends,
-            lowest,
+            plan,
+            slots,
+            spares,
             overlap: true,
             on_device,
             reductions: (0, 0.0),
@@ -263,20 +306,21 @@ impl<E: Element> GradientReducer<E> {
         self.comm.size()
     }
 
-    /// Whether each layer's all-reduce starts as soon as backward has produced its gradient (the
-    /// default) or all of them after backward (to measure what the overlap hides). The result
-    /// is the same either way, bit for bit.
+    /// Whether each piece's all-reduce starts as soon as backward has produced its gradients
+    /// (the default) or all of them after backward (to measure what the overlap hides). The
+    /// result is the same either way, bit for bit.
     pub fn set_overlap(&mut self, on: bool) {
         self.overlap = on;
     }
 
     /// Equations 3 and 4 on this rank's shard, with the gradients summed over the ranks as they
-    /// come: the gradients of `net` become the global batch's, `g ← (1/N) Σ_r n_r g_r` with
-    /// `N = global_rows`, for this rank's shard of `local_rows` rows of `x` whose forward pass
-    /// and output error just ran and scored `local` (`None` for an empty shard, which
-    /// contributes nothing and runs no backward). Returns the global batch's mean loss and
-    /// correct count, the same on every rank.
-    pub fn backward_and_reduce<B: Backend<E>>(
+    /// come: the gradients of `net` become the global batch's, `g = Σ_r (n_r/N) g_r` with
+    /// `N = global_rows` (each layer's gradient computed already scaled by this rank's share),
+    /// for this rank's shard of `local_rows` rows of `x` whose forward pass and output error
+    /// just ran and scored `local` (`None` for an empty shard, which contributes zeros and runs
+    /// no backward). Returns the global batch's mean loss and correct count, the same on every
+    /// rank.
+    pub fn backward_and_reduce(
         &mut self,
         net: &mut Network<E, B>,
         x: &B::Buf,
@@ -284,97 +328,67 @@ impl<E: Element> GradientReducer<E> {
         local_rows: usize,
         global_rows: usize,
     ) -> Result<Score> {
-        let (n, layers) = (E::of(local_rows as f64), net.architecture().layers());
+        let share = E::of(local_rows as f64) / E::of(global_rows as f64);
         let stats = local.map_or([E::zero(); STATS], |s| [E::of(s.loss * local_rows as f64), E::of(s.correct as f64)]);
+        net.reserve(local_rows.max(1))?;
         if self.on_device {
-            return self.backward_and_reduce_on_device(net, x, stats, local_rows, global_rows);
+            return self.backward_and_reduce_on_device(net, x, stats, local_rows, share, global_rows);
         }
-        let mut computing = 0.0;
-        let lowest = &self.lowest;
-        // Segment i: its layers from the top down, each δˡ from layer l + 1 first (equation 3),
-        // then ∂Wˡ, ∂bˡ (equation 4), packed and multiplied by the shard's row count in one pass.
-        let mut fill = |i: usize, seg: &mut [E]| -> Result<()> {
-            let started = std::time::Instant::now();
-            let top = if i == 0 { layers - 1 } else { lowest[i - 1] - 1 };
-            let mut part = seg;
-            if i == 0 {
-                let (head, rest) = part.split_at_mut(STATS);
-                head.copy_from_slice(&stats);
-                part = rest;
-            }
-            for l in (lowest[i]..=top).rev() {
-                if local.is_some() {
-                    if l + 1 < layers {
-                        net.propagate_error(local_rows, l + 1)?;
-                    }
-                    net.layer_gradient(x, local_rows, l, E::one(), false)?;
-                }
-                let g = &net.gradients()[l];
-                for t in [&g.weight, &g.bias] {
-                    let (dst, rest) = std::mem::take(&mut part).split_at_mut(net.backend().len(t));
-                    part = rest;
-                    match (local, net.backend().host_view(t)) {
-                        (None, _) => dst.fill(E::zero()),
-                        // Host memory: packed and scaled in one pass.
-                        (Some(_), Some(host)) => dst.iter_mut().zip(host).for_each(|(s, &v)| *s = v * n),
-                        (Some(_), None) => {
-                            net.backend().download(t, dst)?;
-                            dst.iter_mut().for_each(|v| *v = *v * n);
-                        }
-                    }
-                }
-            }
-            computing += started.elapsed().as_secs_f64();
-            Ok(())
-        };
         let started = std::time::Instant::now();
-        let (comm, send, recv) = (self.comm.as_ref(), &mut self.send[..], &mut self.recv[..]);
-        match self.overlap {
-            true => E::sum_segments_over(comm, send, recv, &self.ends, &mut fill)?,
-            false => fill_then_sum(send, recv, &self.ends, &mut fill, |s, r| E::sum_over(comm, s, r))?,
+        self.send[..STATS].copy_from_slice(&stats);
+        let layers = net.architecture().layers();
+        let mut step = Step {
+            x,
+            rows: local_rows,
+            share,
+            next_layer: layers,
+            slots: &self.slots,
+            send: &mut self.send[..],
+            recv: &mut self.recv[..],
+            handed: 0,
+            spares: self.spares.iter_mut(),
+            computing: 0.0,
+        };
+        if !self.overlap {
+            step.backward_down_to(net, 0)?;
         }
-        let waited = started.elapsed().as_secs_f64() - computing;
+        let plan = &self.plan;
+        E::sum_pieces_over(self.comm.as_ref(), plan.len(), &mut |i| step.hand_over(net, plan[i]))?;
+        let waited = started.elapsed().as_secs_f64() - step.computing;
         self.reductions = (self.reductions.0 + 1, self.reductions.1 + waited.max(0.0));
-        let scale = E::one() / E::of(global_rows as f64);
+        // The sums into the network: the bucket's copied, the large weights' swapped in.
         let (backend, grads) = net.gradients_mut();
-        let mut part = &mut self.recv[STATS..];
-        for g in grads.iter_mut().rev() {
-            for t in [&mut g.weight, &mut g.bias] {
-                let (src, rest) = std::mem::take(&mut part).split_at_mut(backend.len(t));
-                part = rest;
+        for (g, slots) in grads.iter_mut().zip(&self.slots) {
+            let at = [(slots.weight, &mut g.weight), (Some(slots.bias), &mut g.bias)];
+            for (t, at) in at.into_iter().filter_map(|(at, t)| Some((t, at?))) {
+                let src = self.recv.get(at..at + backend.len(t)).ok_or_else(|| misplaced(at))?;
                 match backend.host_view_mut(t) {
-                    // Host memory: scaled and unpacked in one pass.
-                    Some(host) => host.iter_mut().zip(src.iter()).for_each(|(h, &v)| *h = v * scale),
-                    None => {
-                        src.iter_mut().for_each(|v| *v = *v * scale);
-                        backend.write(src, t)?;
-                    }
+                    Some(host) => host.copy_from_slice(src),
+                    None => backend.write(src, t)?,
                 }
             }
+        }
+        let weights = self.plan.iter().filter_map(|p| if let Part::Weight(l) = p.part { Some(l) } else { None });
+        for (l, (_, summed)) in weights.zip(&mut self.spares) {
+            std::mem::swap(&mut grads[l].weight, summed);
         }
         Ok(self.global_score(global_rows))
     }
 
-    /// [`GradientReducer::backward_and_reduce`] on a backend that sums on its device: each
-    /// layer's gradient is computed already scaled by this rank's share, `(n_r/N) g_r`, so that
-    /// the device's all-reduce of every gradient (one group call, in place, no host copy) gives
+    /// [`GradientReducer::backward_and_reduce`] on a backend that sums on its device: the
+    /// device's all-reduce of every gradient (one group call, in place, no host copy) gives
     /// `Σ_r (n_r/N) g_r = g`; an empty shard contributes zeros. The scores go through the host.
-    fn backward_and_reduce_on_device<B: Backend<E>>(
+    fn backward_and_reduce_on_device(
         &mut self,
         net: &mut Network<E, B>,
         x: &B::Buf,
         stats: [E; STATS],
         local_rows: usize,
+        share: E,
         global_rows: usize,
     ) -> Result<Score> {
-        let share = E::of(local_rows as f64) / E::of(global_rows as f64);
-        let layers = net.architecture().layers();
-        net.reserve(local_rows.max(1))?;
-        for l in (0..layers).rev() {
-            if l + 1 < layers && local_rows > 0 {
-                net.propagate_error(local_rows, l + 1)?;
-            }
-            net.layer_gradient(x, local_rows, l, share, false)?;
+        for l in (0..net.architecture().layers()).rev() {
+            backward_layer(net, x, local_rows, l, share)?;
         }
         let started = std::time::Instant::now();
         let (backend, grads) = net.gradients_mut();
@@ -400,7 +414,7 @@ impl<E: Element> GradientReducer<E> {
     }
 
     /// Puts rank 0's parameters into every rank's network.
-    pub fn broadcast_parameters<B: Backend<E>>(&mut self, net: &mut Network<E, B>) -> Result<()> {
+    pub fn broadcast_parameters(&mut self, net: &mut Network<E, B>) -> Result<()> {
         for (i, mut tensor) in net.parameters_to_host()?.into_iter().enumerate() {
             E::broadcast_over(self.comm.as_ref(), &mut tensor)?;
             net.set_parameter(i, &tensor)?;
@@ -447,6 +461,100 @@ impl<E: Element> GradientReducer<E> {
     }
 }
 
+/// Equations 3 and 4 for layer `l` on `rows` rows of `x`: its error `δˡ` from layer `l + 1`'s
+/// (the top layer's is the output error), then `∂Wˡ, ∂bˡ` scaled by `share` (zeros for 0 rows).
+fn backward_layer<E: Element, B: Backend<E>>(
+    net: &mut Network<E, B>,
+    x: &B::Buf,
+    rows: usize,
+    l: usize,
+    share: E,
+) -> Result<()> {
+    if l + 1 < net.architecture().layers() && rows > 0 {
+        net.propagate_error(rows, l + 1)?;
+    }
+    net.layer_gradient(x, rows, l, share, false)
+}
+
+/// An offset of the bucket outside the part the plan gives it (a bug of the plan, not of the
+/// user's input).
+fn misplaced(at: usize) -> Error {
+    Error::shape("all_reduce", format!("bucket offset {at} lies outside the plan's free part"))
+}
+
+/// One step of a [`GradientReducer`] under way: how far backward has gone, and the buffers not
+/// yet handed over to the all-reduce (the bucket from `handed` on, the spares left).
+struct Step<'a, E: Element, B: Backend<E>> {
+    x: &'a B::Buf,
+    rows: usize,
+    share: E,
+    /// Layers from this one up are done.
+    next_layer: usize,
+    slots: &'a [Slots],
+    send: &'a mut [E],
+    recv: &'a mut [E],
+    /// Bucket values before `send` and `recv`, already handed over.
+    handed: usize,
+    spares: std::slice::IterMut<'a, (B::Buf, B::Buf)>,
+    /// Seconds spent in backward's computation.
+    computing: f64,
+}
+
+impl<'a, E: Element, B: Backend<E>> Step<'a, E, B> {
+    /// Backward down to layer `lowest`, each layer's small gradients copied into the bucket.
+    fn backward_down_to(&mut self, net: &mut Network<E, B>, lowest: usize) -> Result<()> {
+        let started = std::time::Instant::now();
+        while self.next_layer > lowest {
+            let l = self.next_layer - 1;
+            backward_layer(net, self.x, self.rows, l, self.share)?;
+            let (backend, g, slots) = (net.backend(), &net.gradients()[l], self.slots[l]);
+            for (at, t) in [(slots.weight, &g.weight), (Some(slots.bias), &g.bias)] {
+                let Some(at) = at else { continue };
+                let len = backend.len(t);
+                let dst = at.checked_sub(self.handed).and_then(|i| self.send.get_mut(i..i + len));
+                let dst = dst.ok_or_else(|| misplaced(at))?;
+                match backend.host_view(t) {
+                    Some(host) => dst.copy_from_slice(host),
+                    None => backend.download(t, dst)?,
+                }
+            }
+            self.next_layer = l;
+        }
+        self.computing += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Piece `planned` of the plan, after the backward it needs.
+    fn hand_over(&mut self, net: &mut Network<E, B>, planned: Planned) -> Result<Piece<'a, E>> {
+        self.backward_down_to(net, planned.lowest)?;
+        match planned.part {
+            Part::Bucket { start, end } => {
+                let len = end.checked_sub(start).filter(|_| start == self.handed).ok_or_else(|| misplaced(start))?;
+                let (send, rest) =
+                    std::mem::take(&mut self.send).split_at_mut_checked(len).ok_or_else(|| misplaced(end))?;
+                self.send = rest;
+                let (recv, rest) =
+                    std::mem::take(&mut self.recv).split_at_mut_checked(len).ok_or_else(|| misplaced(end))?;
+                self.recv = rest;
+                self.handed = end;
+                Ok(Piece { send, recv })
+            }
+            Part::Weight(l) => {
+                let (local, summed) = self.spares.next().ok_or_else(|| misplaced(l))?;
+                let (backend, grads) = net.gradients_mut();
+                // The gradient backward wrote goes to the all-reduce; the network keeps a spare
+                // (stale, replaced by the sum afterwards), which the layers below never read.
+                std::mem::swap(&mut grads[l].weight, local);
+                let local: &'a B::Buf = local;
+                let no_host = || Error::invalid("all_reduce", "the backend's gradient buffers are not in host memory");
+                let send = backend.host_view(local).ok_or_else(no_host)?;
+                let recv = backend.host_view_mut(summed).ok_or_else(no_host)?;
+                Ok(Piece { send, recv })
+            }
+        }
+    }
+}
+
 /// A batch as one rank holds it: its shard's rows on the backend, and where the shard lies in
 /// the global batch.
 #[derive(Debug)]
@@ -469,7 +577,7 @@ pub struct Shard<'a, Buf> {
 pub fn train_step<E: Element, B: Backend<E>>(
     net: &mut Network<E, B>,
     opt: &mut Optimizer<B::Buf>,
-    reducer: &mut GradientReducer<E>,
+    reducer: &mut GradientReducer<E, B>,
     shard: Shard<'_, B::Buf>,
 ) -> Result<Score> {
     net.set_row_offset(shard.offset);
@@ -534,37 +642,39 @@ mod tests {
         (arch, x, y)
     }
 
-    /// Two ranks that hold the same shard: every sum is twice this rank's values. Records the
-    /// order in which segments are filled.
-    struct Twin(std::cell::RefCell<Vec<usize>>);
+    /// `ranks` ranks that hold the same shard: every sum is `ranks` times this rank's values.
+    /// Records the length of each piece, in the order they come.
+    #[derive(Default)]
+    struct Copies {
+        ranks: usize,
+        pieces: std::cell::RefCell<Vec<usize>>,
+    }
 
-    impl Collective for Twin {
+    /// Two such ranks.
+    fn twin() -> Copies {
+        Copies { ranks: 2, ..Default::default() }
+    }
+
+    impl Collective for Copies {
         fn rank(&self) -> usize {
             0
         }
         fn size(&self) -> usize {
-            2
+            self.ranks
         }
         fn sum_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
-            recv.iter_mut().zip(send).for_each(|(r, &s)| *r = 2.0 * s);
+            recv.iter_mut().zip(send).for_each(|(r, &s)| *r = self.ranks as f32 * s);
             Ok(())
         }
         fn sum_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()> {
-            recv.iter_mut().zip(send).for_each(|(r, &s)| *r = 2.0 * s);
+            recv.iter_mut().zip(send).for_each(|(r, &s)| *r = self.ranks as f64 * s);
             Ok(())
         }
-        fn sum_segments_f64(
-            &self,
-            send: &mut [f64],
-            recv: &mut [f64],
-            ends: &[usize],
-            fill: Fill<'_, f64>,
-        ) -> Result<()> {
-            let mut order = |i: usize, seg: &mut [f64]| {
-                self.0.borrow_mut().push(i);
-                fill(i, seg)
-            };
-            fill_then_sum(send, recv, ends, &mut order, |s, r| self.sum_f64(s, r))
+        fn sum_pieces_f64<'a>(&self, count: usize, next: NextPiece<'_, 'a, f64>) -> Result<()> {
+            sum_each(count, next, |s, r| {
+                self.pieces.borrow_mut().push(s.len());
+                self.sum_f64(s, r)
+            })
         }
         fn broadcast_f32(&self, _: &mut [f32]) -> Result<()> {
             Ok(())
@@ -576,34 +686,39 @@ mod tests {
 
     #[test]
     fn the_reducer_gives_backwards_gradient_of_the_global_batch_with_and_without_overlap() {
-        // 3-5-4-2: one segment. 3-600-500-2 in f64: layers 3 and 2 (301,502 values with the
-        // scores, ≥ 1 MiB) in the first segment, layer 1 (2,400) in the second.
-        for (sizes, ends) in [(&[3, 5, 4, 2][..], vec![2 + 10 + 24 + 20]), (&[3, 600, 500, 2], vec![301_504, 303_904])]
+        // 3-5-4-2: one piece (the scores and 10 + 24 + 20 gradients). 3-600-500-2 in f64: the
+        // scores, ∂b³, ∂W³ and ∂b² (1,504 values), then ∂W² (300,000 values, ≥ 1 MiB) where
+        // backward wrote it, then layer 1's 2,400 values through the bucket.
+        for (sizes, pieces) in
+            [(&[3, 5, 4, 2][..], vec![2 + 10 + 24 + 20]), (&[3, 600, 500, 2], vec![1_504, 300_000, 2_400])]
         {
             let (arch, x, y) = problem(sizes);
             let rows = 4;
             let mut alone = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
             let score = alone.compute_gradients(&x, &y).unwrap();
             let expected = alone.gradients_to_host().unwrap();
-            for overlap in [true, false] {
-                let mut net = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
-                let twin = std::rc::Rc::new(Twin(Default::default()));
-                let mut reducer = GradientReducer::new(Box::new(twin.clone()), &net).unwrap();
-                assert_eq!(reducer.ends, ends, "{sizes:?}");
+            let mut net = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
+            let twin = std::rc::Rc::new(twin());
+            let mut reducer = GradientReducer::new(Box::new(twin.clone()), &net).unwrap();
+            let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
+            // Three steps each way: the swapped buffers rotate.
+            for (i, overlap) in [true, false, true, false, true, false].into_iter().enumerate() {
                 reducer.set_overlap(overlap);
-                let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
                 net.forward(&xb, rows, Mode::Eval).unwrap();
                 net.output_error(&yb, rows).unwrap();
                 let local = net.score().unwrap();
                 // Twice this shard's rows summed = the global batch of 2 × rows.
                 let global = reducer.backward_and_reduce(&mut net, &xb, Some(local), rows, 2 * rows).unwrap();
-                assert_eq!(net.gradients_to_host().unwrap(), expected, "{sizes:?}, overlap {overlap}");
+                // Each rank's share is exactly ½: (½ g) · 2 = g, bit for bit.
+                assert_eq!(net.gradients_to_host().unwrap(), expected, "{sizes:?} step {i}, overlap {overlap}");
                 assert!((global.loss - score.loss).abs() <= 1e-15 * score.loss, "{} vs {}", global.loss, score.loss);
                 assert_eq!(global.correct, 2 * score.correct);
-                let filled = twin.0.borrow().clone();
-                let order: Vec<usize> = if overlap { (0..ends.len()).collect() } else { vec![] };
-                assert_eq!(filled, order, "segments from the top layer down");
-                assert_eq!(reducer.reductions().0, 1);
+                assert_eq!(
+                    std::mem::take(&mut *twin.pieces.borrow_mut()),
+                    pieces,
+                    "{sizes:?}: pieces from the top layer down"
+                );
+                assert_eq!(reducer.reductions().0, i as u64 + 1);
             }
         }
     }
@@ -672,7 +787,7 @@ mod tests {
         let mut alone = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
         let score = alone.compute_gradients(&x, &y).unwrap();
         let mut net = Network::new(OnDevice, arch.clone(), Init::Auto, 5).unwrap();
-        let mut reducer = GradientReducer::new(Box::new(Twin(Default::default())), &net).unwrap();
+        let mut reducer = GradientReducer::new(Box::new(twin()), &net).unwrap();
         assert_eq!(reducer.send.len(), STATS, "no host bucket for the gradients");
         let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
         net.forward(&xb, rows, Mode::Eval).unwrap();
@@ -689,22 +804,30 @@ mod tests {
     }
 
     #[test]
-    fn segments_must_cover_the_bucket_in_order() {
-        let parts: Vec<_> = segments(&[2, 5, 5, 9], 9).unwrap().collect();
-        assert_eq!(parts, [0..2, 2..5, 5..5, 5..9]);
-        assert!(segments(&[2, 5], 9).is_err(), "short");
-        assert!(segments(&[5, 2, 9], 9).is_err(), "out of order");
-        let (mut send, mut recv) = ([0.0; 4], [0.0; 4]);
-        let mut fill = |i: usize, seg: &mut [f64]| {
-            seg.fill(i as f64 + 1.0);
-            Ok(())
-        };
-        let copy = |s: &[f64], r: &mut [f64]| {
-            r.copy_from_slice(s);
-            Ok(())
-        };
-        fill_then_sum(&mut send, &mut recv, &[1, 4], &mut fill, copy).unwrap();
-        assert_eq!(recv, [1.0, 2.0, 2.0, 2.0]);
+    fn gradients_outside_host_memory_go_through_the_bucket() {
+        // `OnDevice` joins only worlds of two and has no host view: among three ranks its
+        // gradients are downloaded into the bucket and written back, in buckets of whole layers
+        // (the scores and layers 3 and 2, then layer 1).
+        let (arch, x, y) = problem(&[3, 600, 500, 2]);
+        let rows = 4;
+        let mut alone = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
+        let score = alone.compute_gradients(&x, &y).unwrap();
+        let mut net = Network::new(OnDevice, arch, Init::Auto, 5).unwrap();
+        let copies = std::rc::Rc::new(Copies { ranks: 3, ..Default::default() });
+        let mut reducer = GradientReducer::new(Box::new(copies.clone()), &net).unwrap();
+        let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
+        net.forward(&xb, rows, Mode::Eval).unwrap();
+        net.output_error(&yb, rows).unwrap();
+        let local = net.score().unwrap();
+        let global = reducer.backward_and_reduce(&mut net, &xb, Some(local), rows, 3 * rows).unwrap();
+        // Three shares of ⅓ g: g to rounding.
+        for (got, want) in
+            net.gradients_to_host().unwrap().iter().flatten().zip(alone.gradients_to_host().unwrap().iter().flatten())
+        {
+            assert!((got - want).abs() <= 1e-15 * want.abs().max(1e-3), "{got} vs {want}");
+        }
+        assert_eq!(*copies.pieces.borrow(), [2 + 2 + 1_000 + 500 + 300_000, 600 + 1_800]);
+        assert_eq!(global.correct, 3 * score.correct);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::iter::Sum;
 use ndarray::LinalgScalar;
 use num_traits::Float;
 
-use crate::distributed::{Collective, Fill};
+use crate::distributed::{Collective, NextPiece};
 use crate::error::Result;
 use crate::fastmath::ExpFast;
 
@@ -67,14 +67,8 @@ pub trait Element: Float + LinalgScalar + ExpFast + Sum + Default + Debug + Disp
     /// `recv ← Σ_ranks send` over `c` in this type (data parallelism).
     fn sum_over(c: &dyn Collective, send: &[Self], recv: &mut [Self]) -> Result<()>;
 
-    /// [`Collective::sum_segments_f32`] over `c` in this type.
-    fn sum_segments_over(
-        c: &dyn Collective,
-        send: &mut [Self],
-        recv: &mut [Self],
-        ends: &[usize],
-        fill: Fill<'_, Self>,
-    ) -> Result<()>;
+    /// [`Collective::sum_pieces_f32`] over `c` in this type.
+    fn sum_pieces_over<'a>(c: &dyn Collective, count: usize, next: NextPiece<'_, 'a, Self>) -> Result<()>;
 
     /// `buf ← rank 0's buf` over `c` in this type.
     fn broadcast_over(c: &dyn Collective, buf: &mut [Self]) -> Result<()>;
@@ -93,14 +87,8 @@ impl Element for f32 {
         c.sum_f32(send, recv)
     }
 
-    fn sum_segments_over(
-        c: &dyn Collective,
-        send: &mut [f32],
-        recv: &mut [f32],
-        ends: &[usize],
-        fill: Fill<'_, f32>,
-    ) -> Result<()> {
-        c.sum_segments_f32(send, recv, ends, fill)
+    fn sum_pieces_over<'a>(c: &dyn Collective, count: usize, next: NextPiece<'_, 'a, f32>) -> Result<()> {
+        c.sum_pieces_f32(count, next)
     }
 
     fn broadcast_over(c: &dyn Collective, buf: &mut [f32]) -> Result<()> {
@@ -123,14 +111,8 @@ impl Element for f64 {
         c.sum_f64(send, recv)
     }
 
-    fn sum_segments_over(
-        c: &dyn Collective,
-        send: &mut [f64],
-        recv: &mut [f64],
-        ends: &[usize],
-        fill: Fill<'_, f64>,
-    ) -> Result<()> {
-        c.sum_segments_f64(send, recv, ends, fill)
+    fn sum_pieces_over<'a>(c: &dyn Collective, count: usize, next: NextPiece<'_, 'a, f64>) -> Result<()> {
+        c.sum_pieces_f64(count, next)
     }
 
     fn broadcast_over(c: &dyn Collective, buf: &mut [f64]) -> Result<()> {

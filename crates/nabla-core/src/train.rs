@@ -361,7 +361,7 @@ pub struct Trainer<E: Element, B: Backend<E>> {
     /// `(samples, batch size, batches)` the device batches were made for.
     batch_layout: (usize, usize, usize),
     /// The data-parallel gradient reducer, when this process is one rank of several.
-    reducer: Option<GradientReducer<E>>,
+    reducer: Option<GradientReducer<E, B>>,
     /// Whether every rank compares a hash of its weights after every step.
     check_consistency: bool,
     batches: Vec<DeviceBatch<B::Buf>>,
