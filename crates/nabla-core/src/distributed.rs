@@ -180,17 +180,20 @@ impl Fingerprint {
 }
 
 /// Sums one step's gradients over the ranks as backward produces them (the shard's loss sum and
-/// correct count, then layer `L`'s gradients, …, layer 1's), in [`Piece`]s of at least
-/// [`MIN_PIECE_BYTES`] (DDP's buckets in reverse order): each piece's all-reduce starts as soon
-/// as backward has written it, while backward goes on with the layers below. A weight gradient
-/// that large, in host memory, is a piece of its own and is summed where backward wrote it; the
-/// rest (the scores, biases, small layers, and everything of a backend without host memory) is
-/// copied through a preallocated host bucket. No allocation and no copy of the large gradients
-/// per step.
+/// correct count, then layer `L`'s gradients, …, layer 1's), in [`Piece`]s (DDP's buckets in
+/// reverse order): each piece's all-reduce starts as soon as backward has written it, while
+/// backward goes on with the layers below. A weight gradient of at least [`MIN_PIECE_BYTES`] in
+/// host memory is a piece of its own and is summed where backward wrote it; the rest (the
+/// scores, biases, small layers, and everything of a backend without host memory) is copied
+/// through a preallocated host bucket, cut into pieces of whole layers of at least
+/// [`MIN_PIECE_BYTES`] or where a weight of its own follows. No allocation and no copy of the
+/// large gradients per step.
 pub struct GradientReducer<E: Element, B: Backend<E>> {
     comm: Box<dyn Collective>,
     send: Vec<E>,
     recv: Vec<E>,
+    /// The layer sizes of the network the plan was made for.
+    sizes: Vec<usize>,
     /// The step's all-reduces, in backward's order.
     plan: Vec<Planned>,
     /// Where each layer's gradients lie in the bucket.
@@ -224,8 +227,9 @@ impl<E: Element, B: Backend<E>> std::fmt::Debug for GradientReducer<E, B> {
 /// Values in front of the first piece's gradients: the shard's loss sum and correct count.
 const STATS: usize = 2;
 
-/// The smallest piece worth an all-reduce of its own: below it, the per-call latency costs more
-/// than starting early hides (PyTorch DDP's first bucket is 1 MB too).
+/// The smallest weight gradient summed as a piece of its own, and the size at which the bucket is
+/// cut into a piece: below it, the per-call latency costs more than starting early hides
+/// (PyTorch DDP's first bucket is 1 MB too).
 pub const MIN_PIECE_BYTES: usize = 1 << 20;
 
 /// What one all-reduce of a step sums.
@@ -287,6 +291,7 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
             comm,
             send: memory::filled(total, E::zero(), "the gradient bucket")?,
             recv: memory::filled(total, E::zero(), "the gradient bucket")?,
+            sizes: arch.sizes.clone(),
             plan,
             slots,
             spares,
@@ -317,9 +322,8 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
     /// come: the gradients of `net` become the global batch's, `g = Σ_r (n_r/N) g_r` with
     /// `N = global_rows` (each layer's gradient computed already scaled by this rank's share),
     /// for this rank's shard of `local_rows` rows of `x` whose forward pass and output error
-    /// just ran and scored `local` (`None` for an empty shard, which contributes zeros and runs
-    /// no backward). Returns the global batch's mean loss and correct count, the same on every
-    /// rank.
+    /// just ran and scored `local` (`None` for an empty shard: with 0 rows every gradient is
+    /// zero). Returns the global batch's mean loss and correct count, the same on every rank.
     pub fn backward_and_reduce(
         &mut self,
         net: &mut Network<E, B>,
@@ -328,6 +332,16 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
         local_rows: usize,
         global_rows: usize,
     ) -> Result<Score> {
+        if net.architecture().sizes != self.sizes {
+            return Err(Error::shape(
+                "all_reduce",
+                format!(
+                    "the gradient reducer was made for layers {:?}, not {:?}",
+                    self.sizes,
+                    net.architecture().sizes
+                ),
+            ));
+        }
         let share = E::of(local_rows as f64) / E::of(global_rows as f64);
         let stats = local.map_or([E::zero(); STATS], |s| [E::of(s.loss * local_rows as f64), E::of(s.correct as f64)]);
         net.reserve(local_rows.max(1))?;
@@ -353,7 +367,9 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
             step.backward_down_to(net, 0)?;
         }
         let plan = &self.plan;
-        E::sum_pieces_over(self.comm.as_ref(), plan.len(), &mut |i| step.hand_over(net, plan[i]))?;
+        E::sum_pieces_over(self.comm.as_ref(), plan.len(), &mut |i| {
+            step.hand_over(net, *plan.get(i).ok_or_else(|| misplaced(i))?)
+        })?;
         let waited = started.elapsed().as_secs_f64() - step.computing;
         self.reductions = (self.reductions.0 + 1, self.reductions.1 + waited.max(0.0));
         // The sums into the network: the bucket's copied, the large weights' swapped in.
@@ -363,7 +379,7 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
             for (t, at) in at.into_iter().filter_map(|(at, t)| Some((t, at?))) {
                 let src = self.recv.get(at..at + backend.len(t)).ok_or_else(|| misplaced(at))?;
                 match backend.host_view_mut(t) {
-                    Some(host) => host.copy_from_slice(src),
+                    Some(host) => copy(host, src)?,
                     None => backend.write(src, t)?,
                 }
             }
@@ -476,6 +492,18 @@ fn backward_layer<E: Element, B: Backend<E>>(
     net.layer_gradient(x, rows, l, share, false)
 }
 
+/// `dst ← src`, an error if a backend's host view has another length than its buffer.
+fn copy<E: Copy>(dst: &mut [E], src: &[E]) -> Result<()> {
+    if dst.len() != src.len() {
+        return Err(Error::shape(
+            "all_reduce",
+            format!("a host view of {} values for {} gradients", src.len(), dst.len()),
+        ));
+    }
+    dst.copy_from_slice(src);
+    Ok(())
+}
+
 /// An offset of the bucket outside the part the plan gives it (a bug of the plan, not of the
 /// user's input).
 fn misplaced(at: usize) -> Error {
@@ -514,7 +542,7 @@ impl<'a, E: Element, B: Backend<E>> Step<'a, E, B> {
                 let dst = at.checked_sub(self.handed).and_then(|i| self.send.get_mut(i..i + len));
                 let dst = dst.ok_or_else(|| misplaced(at))?;
                 match backend.host_view(t) {
-                    Some(host) => dst.copy_from_slice(host),
+                    Some(host) => copy(dst, host)?,
                     None => backend.download(t, dst)?,
                 }
             }
@@ -720,6 +748,14 @@ mod tests {
                 );
                 assert_eq!(reducer.reductions().0, i as u64 + 1);
             }
+            // An empty shard contributes zeros, through the bucket and in place alike.
+            reducer.backward_and_reduce(&mut net, &xb, None, 0, 2 * rows).unwrap();
+            assert!(net.gradients_to_host().unwrap().iter().flatten().all(|&g| g == 0.0), "{sizes:?}");
+            // A reducer made for another network is an error, not a panic or a wrong sum.
+            let other = Architecture::new(&[3, 7, 2], Activation::Tanh, Loss::SoftmaxCe).unwrap();
+            let mut other = Network::new(Reference, other, Init::Auto, 5).unwrap();
+            let err = reducer.backward_and_reduce(&mut other, &xb, None, 0, 2 * rows).unwrap_err();
+            assert!(err.to_string().contains("made for layers"), "{err}");
         }
     }
 
@@ -798,7 +834,7 @@ mod tests {
         assert_eq!(net.gradients_to_host().unwrap(), alone.gradients_to_host().unwrap());
         assert!((global.loss - score.loss).abs() <= 1e-15 * score.loss);
         assert_eq!(global.correct, 2 * score.correct);
-        // An empty shard contributes zeros (and runs no backward).
+        // An empty shard contributes zeros (0 rows: every gradient is zero).
         reducer.backward_and_reduce(&mut net, &xb, None, 0, 2 * rows).unwrap();
         assert!(net.gradients_to_host().unwrap().iter().flatten().all(|&g| g == 0.0));
     }
