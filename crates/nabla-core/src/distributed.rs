@@ -374,19 +374,21 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
         self.reductions = (self.reductions.0 + 1, self.reductions.1 + waited.max(0.0));
         // The sums into the network: the bucket's copied, the large weights' swapped in.
         let (backend, grads) = net.gradients_mut();
+        // The spares were made from the top layer down.
+        let mut spares = self.spares.iter_mut().rev();
         for (g, slots) in grads.iter_mut().zip(&self.slots) {
-            let at = [(slots.weight, &mut g.weight), (Some(slots.bias), &mut g.bias)];
-            for (t, at) in at.into_iter().filter_map(|(at, t)| Some((t, at?))) {
+            for (at, t) in [(slots.weight, &mut g.weight), (Some(slots.bias), &mut g.bias)] {
+                let Some(at) = at else {
+                    let (_, summed) = spares.next().ok_or_else(|| misplaced(0))?;
+                    std::mem::swap(t, summed);
+                    continue;
+                };
                 let src = self.recv.get(at..at + backend.len(t)).ok_or_else(|| misplaced(at))?;
                 match backend.host_view_mut(t) {
                     Some(host) => copy(host, src)?,
                     None => backend.write(src, t)?,
                 }
             }
-        }
-        let weights = self.plan.iter().filter_map(|p| if let Part::Weight(l) = p.part { Some(l) } else { None });
-        for (l, (_, summed)) in weights.zip(&mut self.spares) {
-            std::mem::swap(&mut grads[l].weight, summed);
         }
         Ok(self.global_score(global_rows))
     }
