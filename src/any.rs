@@ -341,6 +341,10 @@ impl<E: AnyElement> Backend<E> for AnyBackend {
         })
     }
 
+    fn wait_for_sums(&self) -> Result<()> {
+        dispatch!(self, b => Backend::<E>::wait_for_sums(b))
+    }
+
     fn gemm(&self, s: Gemm, alpha: E, a: &AnyBuf<E>, x: &AnyBuf<E>, beta: E, c: &mut AnyBuf<E>) -> Result<()> {
         dispatch!(self, b => b.gemm(s, alpha, b.buf(a)?, b.buf(x)?, beta, b.buf_mut(c)?))
     }

@@ -24,7 +24,8 @@ use nabla_core::{Activation, Element, Error, Loss, Result, Update, check, dropou
 /// A buffer on the GPU, tagged with the backend instance (device, context and stream) that
 /// allocated it. Every op refuses a buffer of another instance with
 /// [`Error::ForeignBuffer`]: event tracking is off because all of an instance's work is on its one
-/// stream, so a buffer of another stream or device would race or be used after it is freed.
+/// stream (NCCL's, in a data-parallel run, is ordered against it by events of its own), so a
+/// buffer of another stream or device would race or be used after it is freed.
 ///
 /// Only [`Cuda`] makes these; a bare `CudaSlice` is not accepted:
 ///
@@ -243,7 +244,9 @@ impl Cuda {
         let ctx = CudaContext::new(options.device).map_err(|e| driver_error("opening the device", e))?;
         // One stream only, so cudarc's per-buffer event tracking is not needed (and would put
         // event records into every launch).
-        // SAFETY: every buffer and launch of this backend uses the one stream created below.
+        // SAFETY: every buffer and launch of this backend uses the one stream created below;
+        // NCCL's stream of a data-parallel run is ordered against it by events of its own
+        // (`nccl::Communicator`).
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(|e| driver_error("creating a stream", e))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_error("creating the cuBLAS handle", e))?;
@@ -454,6 +457,11 @@ impl<E: CudaFloat> Backend<E> for Cuda {
             self.own("sum_over_ranks", &[("buffer", b.owner)])?;
         }
         comm.sum(bufs.iter_mut().map(|b| &mut b.slice))
+    }
+
+    #[cfg(feature = "nccl")]
+    fn wait_for_sums(&self) -> Result<()> {
+        self.inner.nccl.get().map_or(Ok(()), nccl::Communicator::wait)
     }
 
     fn gemm(&self, s: Gemm, alpha: E, a: &CudaBuf<E>, b: &CudaBuf<E>, beta: E, c: &mut CudaBuf<E>) -> Result<()> {

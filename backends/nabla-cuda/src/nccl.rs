@@ -1,7 +1,11 @@
 //! NCCL for data-parallel runs (feature `nccl`): each rank's CUDA backend joins one NCCL
 //! communicator over the job's ranks, its unique id made by rank 0 and broadcast through the
-//! job's host communicator (MPI), and the gradients are summed on the devices, in place, one
-//! group call over every tensor: no copy through the host.
+//! job's host communicator (MPI), and the gradients are summed on the devices, in place, a
+//! group call per layer as backward produces it: no copy through the host. NCCL runs on a stream
+//! of its own, so that a layer's sum overlaps the backward of the layers below (PyTorch DDP's
+//! scheme); two events order it against the backend's stream: each sum waits for the work
+//! queued before it (the gradient it sums), and [`Communicator::wait`] makes the backend's later
+//! work (the update) wait for every sum.
 //!
 //! cudarc loads NCCL at run time by the names `libnccl.so` (the development package's link)
 //! and a few versioned ones, not `libnccl.so.2`, the only name of runtime-only installs;
@@ -9,7 +13,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::{CudaSlice, CudaStream};
+use cudarc::driver::{CudaEvent, CudaSlice, CudaStream};
 use cudarc::nccl::{Comm, Id, NcclType, ReduceOp, group_end, group_start};
 use nabla_core::distributed::Collective;
 use nabla_core::{Error, Result};
@@ -55,8 +59,19 @@ fn nccl_error(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::backend("cuda (NCCL)", format!("{what}: {e:?}"))
 }
 
-/// One rank's NCCL communicator.
-pub(crate) struct Communicator(Mutex<Comm>);
+/// One rank's NCCL communicator and what orders its stream against the backend's.
+pub(crate) struct Communicator(Mutex<Streams>);
+
+struct Streams {
+    /// The communicator, on a stream of its own.
+    nccl: Comm,
+    /// The backend's stream.
+    backend: Arc<CudaStream>,
+    /// Recorded on the backend's stream before each sum, which NCCL's stream waits for.
+    queued: CudaEvent,
+    /// Recorded on NCCL's stream after the sums, which the backend's stream waits for.
+    summed: CudaEvent,
+}
 
 // SAFETY: an NCCL communicator is a handle that any thread may use, one call at a time (NCCL
 // is not thread-safe per communicator); the mutex makes every use exclusive.
@@ -65,8 +80,9 @@ unsafe impl Send for Communicator {}
 unsafe impl Sync for Communicator {}
 
 impl Communicator {
-    /// Joins the job of `comm`'s ranks on `stream`'s device: rank 0 makes NCCL's unique id and
-    /// `comm` broadcasts it (its 128 bytes as exact f64 values). NCCL allows one rank per GPU.
+    /// Joins the job of `comm`'s ranks on `stream`'s device, on a stream forked from it: rank 0
+    /// makes NCCL's unique id and `comm` broadcasts it (its 128 bytes as exact f64 values).
+    /// NCCL allows one rank per GPU.
     pub(crate) fn join(stream: Arc<CudaStream>, comm: &dyn Collective) -> Result<Communicator> {
         check_library()?;
         let mut bytes = [0.0_f64; 128];
@@ -76,7 +92,11 @@ impl Communicator {
         }
         comm.broadcast_f64(&mut bytes)?;
         let id = Id::uninit(bytes.map(|b| b as u8 as std::ffi::c_char));
-        let nccl = Comm::from_rank(stream, comm.rank(), comm.size(), id).map_err(|e| {
+        let driver = |what: &str, e| nccl_error(&format!("{what} for NCCL"), e);
+        let sums = stream.fork().map_err(|e| driver("creating a stream", e))?;
+        let queued = stream.context().new_event(None).map_err(|e| driver("creating an event", e))?;
+        let summed = stream.context().new_event(None).map_err(|e| driver("creating an event", e))?;
+        let nccl = Comm::from_rank(sums, comm.rank(), comm.size(), id).map_err(|e| {
             nccl_error(
                 &format!(
                     "joining rank {} of {} (NCCL allows one rank per GPU: start at most as many ranks per node as it \
@@ -87,20 +107,35 @@ impl Communicator {
                 e,
             )
         })?;
-        Ok(Communicator(Mutex::new(nccl)))
+        Ok(Communicator(Mutex::new(Streams { nccl, backend: stream, queued, summed })))
     }
 
-    /// `b ← Σ_ranks b` in place for every buffer, on the communicator's stream (the backend's),
-    /// in one group call.
+    fn streams(&self) -> Result<std::sync::MutexGuard<'_, Streams>> {
+        self.0.lock().map_err(|_| nccl_error("the communicator", "poisoned by a panic"))
+    }
+
+    /// Starts `b ← Σ_ranks b` in place for every buffer, one group call on NCCL's stream, after
+    /// the work queued on the backend's stream so far. Returns without waiting.
     pub(crate) fn sum<'a, E: Reducible + 'a>(&self, bufs: impl Iterator<Item = &'a mut CudaSlice<E>>) -> Result<()> {
-        let comm = self.0.lock().map_err(|_| nccl_error("the communicator", "poisoned by a panic"))?;
+        let s = self.streams()?;
+        let driver = |what: &str, e| nccl_error(&format!("{what} before a sum"), e);
+        s.queued.record(&s.backend).map_err(|e| driver("recording the backend's work", e))?;
+        s.nccl.stream().wait(&s.queued).map_err(|e| driver("waiting for the backend's work", e))?;
         group_start().map_err(|e| nccl_error("ncclGroupStart", e))?;
         let mut bufs = bufs;
         let queued = bufs.try_for_each(|b| {
-            comm.all_reduce_in_place(b, &ReduceOp::Sum).map(|_| ()).map_err(|e| nccl_error("ncclAllReduce", e))
+            s.nccl.all_reduce_in_place(b, &ReduceOp::Sum).map(|_| ()).map_err(|e| nccl_error("ncclAllReduce", e))
         });
         let ended = group_end().map(|_| ()).map_err(|e| nccl_error("ncclGroupEnd", e));
         queued.and(ended)
+    }
+
+    /// Makes the work queued on the backend's stream from now on wait for every sum started.
+    pub(crate) fn wait(&self) -> Result<()> {
+        let s = self.streams()?;
+        let driver = |what: &str, e| nccl_error(&format!("{what} after the sums"), e);
+        s.summed.record(&s.nccl.stream()).map_err(|e| driver("recording NCCL's work", e))?;
+        s.backend.wait(&s.summed).map_err(|e| driver("waiting for NCCL's work", e))
     }
 }
 

@@ -199,10 +199,19 @@ pub trait Backend<E: Element>: Send + Sync {
         Ok(false)
     }
 
-    /// `bufs[i] ← Σ_ranks bufs[i]`, in place on the device, every buffer in one group call,
-    /// over the communicator [`Backend::join_ranks`] set up.
+    /// Starts `bufs[i] ← Σ_ranks bufs[i]`, in place on the device, every buffer in one group
+    /// call, over the communicator [`Backend::join_ranks`] set up. The sums may run beside the
+    /// backend's later work (CUDA: NCCL on a stream of its own, after the work queued so far), so
+    /// that work must leave `bufs` alone until [`Backend::wait_for_sums`].
     fn sum_over_ranks(&self, _bufs: &mut [&mut Self::Buf]) -> Result<()> {
         Err(Error::Unsupported { backend: self.name(), op: "sum_over_ranks (no communicator of its own)".into() })
+    }
+
+    /// Makes the backend's work queued from now on wait for every sum [`Backend::sum_over_ranks`]
+    /// started (without blocking the host where the device can wait by itself). The default has
+    /// nothing to wait for.
+    fn wait_for_sums(&self) -> Result<()> {
+        Ok(())
     }
 
     /// Waits until all queued work is done (a no-op on synchronous backends).

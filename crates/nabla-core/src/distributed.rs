@@ -394,8 +394,11 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
     }
 
     /// [`GradientReducer::backward_and_reduce`] on a backend that sums on its device: the
-    /// device's all-reduce of every gradient (one group call, in place, no host copy) gives
-    /// `Σ_r (n_r/N) g_r = g`; an empty shard contributes zeros. The scores go through the host.
+    /// device's all-reduce of every gradient (in place, no host copy) gives `Σ_r (n_r/N) g_r = g`;
+    /// an empty shard contributes zeros. With overlap each layer's sum starts as soon as backward
+    /// has produced its gradients and runs on the device beside the layers below (CUDA: NCCL on
+    /// a stream of its own); without, one group call after backward. Either way the backend's
+    /// later work (the update) waits for all of them. The scores go through the host.
     fn backward_and_reduce_on_device(
         &mut self,
         net: &mut Network<E, B>,
@@ -405,16 +408,25 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
         share: E,
         global_rows: usize,
     ) -> Result<Score> {
-        for l in (0..net.architecture().layers()).rev() {
-            backward_layer(net, x, local_rows, l, share)?;
-        }
-        let started = std::time::Instant::now();
-        let (backend, grads) = net.gradients_mut();
-        let mut bufs: Vec<&mut B::Buf> = grads.iter_mut().flat_map(|t| [&mut t.weight, &mut t.bias]).collect();
-        backend.sum_over_ranks(&mut bufs)?;
+        let layers = net.architecture().layers();
+        let started = if self.overlap {
+            (0..layers).rev().try_for_each(|l| {
+                backward_layer(net, x, local_rows, l, share)?;
+                start_device_sums(net, l..l + 1)
+            })
+        } else {
+            (0..layers)
+                .rev()
+                .try_for_each(|l| backward_layer(net, x, local_rows, l, share))
+                .and_then(|()| start_device_sums(net, 0..layers))
+        };
+        let waiting = std::time::Instant::now();
+        // Also after an error: no later work may touch a buffer still being summed.
+        let waited = net.backend().wait_for_sums();
+        started.and(waited)?;
         self.send.copy_from_slice(&stats);
         E::sum_over(self.comm.as_ref(), &self.send, &mut self.recv)?;
-        self.reductions = (self.reductions.0 + 1, self.reductions.1 + started.elapsed().as_secs_f64());
+        self.reductions = (self.reductions.0 + 1, self.reductions.1 + waiting.elapsed().as_secs_f64());
         Ok(self.global_score(global_rows))
     }
 
@@ -492,6 +504,17 @@ fn backward_layer<E: Element, B: Backend<E>>(
         net.propagate_error(rows, l + 1)?;
     }
     net.layer_gradient(x, rows, l, share, false)
+}
+
+/// Starts the device's sum over the ranks of the gradients of `layers`, in one group call
+/// ([`Backend::sum_over_ranks`]).
+fn start_device_sums<E: Element, B: Backend<E>>(net: &mut Network<E, B>, layers: Range<usize>) -> Result<()> {
+    let (backend, grads) = net.gradients_mut();
+    let tensors = grads
+        .get_mut(layers.clone())
+        .ok_or_else(|| Error::shape("all_reduce", format!("the network has no layers {layers:?}")))?;
+    let mut bufs: Vec<&mut B::Buf> = tensors.iter_mut().flat_map(|t| [&mut t.weight, &mut t.bias]).collect();
+    backend.sum_over_ranks(&mut bufs)
 }
 
 /// `dst ← src`, an error if a backend's host view has another length than its buffer.
@@ -762,8 +785,13 @@ mod tests {
     }
 
     /// The reference backend with a communicator of its own, of two ranks holding the same
-    /// shard: `sum_over_ranks` doubles every buffer.
-    struct OnDevice;
+    /// shard: `sum_over_ranks` doubles every buffer (or fails, when `failing`). Logs its GEMMs,
+    /// sums (the buffers' lengths) and waits, in order.
+    #[derive(Default)]
+    struct OnDevice {
+        log: std::sync::Mutex<Vec<String>>,
+        failing: std::sync::atomic::AtomicBool,
+    }
 
     impl Backend<f64> for OnDevice {
         type Buf = Vec<f64>;
@@ -783,6 +811,7 @@ mod tests {
             Reference.download(buf, host)
         }
         fn gemm(&self, s: Gemm, al: f64, a: &Vec<f64>, b: &Vec<f64>, be: f64, c: &mut Vec<f64>) -> Result<()> {
+            self.log.lock().unwrap().push("gemm".into());
             Reference.gemm(s, al, a, b, be, c)
         }
         fn hadamard(&self, len: usize, x: &Vec<f64>, y: &mut Vec<f64>) -> Result<()> {
@@ -813,7 +842,15 @@ mod tests {
             Ok(comm.size() == 2)
         }
         fn sum_over_ranks(&self, bufs: &mut [&mut Vec<f64>]) -> Result<()> {
+            self.log.lock().unwrap().push(format!("sum {:?}", bufs.iter().map(|b| b.len()).collect::<Vec<_>>()));
+            if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::backend("on-device", "the device's sum failed"));
+            }
             bufs.iter_mut().for_each(|b| b.iter_mut().for_each(|v| *v *= 2.0));
+            Ok(())
+        }
+        fn wait_for_sums(&self) -> Result<()> {
+            self.log.lock().unwrap().push("wait".into());
             Ok(())
         }
     }
@@ -824,21 +861,38 @@ mod tests {
         let rows = 4;
         let mut alone = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
         let score = alone.compute_gradients(&x, &y).unwrap();
-        let mut net = Network::new(OnDevice, arch.clone(), Init::Auto, 5).unwrap();
+        let mut net = Network::new(OnDevice::default(), arch.clone(), Init::Auto, 5).unwrap();
         let mut reducer = GradientReducer::new(Box::new(twin()), &net).unwrap();
         assert_eq!(reducer.send.len(), STATS, "no host bucket for the gradients");
         let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
-        net.forward(&xb, rows, Mode::Eval).unwrap();
-        net.output_error(&yb, rows).unwrap();
-        let local = net.score().unwrap();
-        let global = reducer.backward_and_reduce(&mut net, &xb, Some(local), rows, 2 * rows).unwrap();
-        // Each rank's (n_r/N) g_r = g/2, doubled by the device sum: exactly g.
-        assert_eq!(net.gradients_to_host().unwrap(), alone.gradients_to_host().unwrap());
-        assert!((global.loss - score.loss).abs() <= 1e-15 * score.loss);
-        assert_eq!(global.correct, 2 * score.correct);
+        // With overlap each layer's sum starts right after its gradient GEMM, before the GEMMs
+        // of the layers below (δˡ⁻¹, then ∂Wˡ⁻¹); without, one group call after backward. The
+        // wait comes last either way.
+        let overlapped = ["gemm", "sum [8, 2]", "gemm", "gemm", "sum [20, 4]", "gemm", "gemm", "sum [15, 5]", "wait"];
+        let after = ["gemm", "gemm", "gemm", "gemm", "gemm", "sum [15, 5, 20, 4, 8, 2]", "wait"];
+        for (overlap, calls) in [(true, &overlapped[..]), (false, &after[..])] {
+            reducer.set_overlap(overlap);
+            net.forward(&xb, rows, Mode::Eval).unwrap();
+            net.output_error(&yb, rows).unwrap();
+            let local = net.score().unwrap();
+            net.backend().log.lock().unwrap().clear();
+            let global = reducer.backward_and_reduce(&mut net, &xb, Some(local), rows, 2 * rows).unwrap();
+            assert_eq!(*net.backend().log.lock().unwrap(), calls, "overlap {overlap}");
+            // Each rank's (n_r/N) g_r = g/2, doubled by the device sum: exactly g.
+            assert_eq!(net.gradients_to_host().unwrap(), alone.gradients_to_host().unwrap(), "overlap {overlap}");
+            assert!((global.loss - score.loss).abs() <= 1e-15 * score.loss);
+            assert_eq!(global.correct, 2 * score.correct);
+        }
         // An empty shard contributes zeros (0 rows: every gradient is zero).
         reducer.backward_and_reduce(&mut net, &xb, None, 0, 2 * rows).unwrap();
         assert!(net.gradients_to_host().unwrap().iter().flatten().all(|&g| g == 0.0));
+        // A sum that fails stops backward, and the sums already started are still waited for.
+        reducer.set_overlap(true);
+        net.backend().failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        net.backend().log.lock().unwrap().clear();
+        let err = reducer.backward_and_reduce(&mut net, &xb, None, 0, 2 * rows).unwrap_err();
+        assert!(err.to_string().contains("the device's sum failed"), "{err}");
+        assert_eq!(*net.backend().log.lock().unwrap(), ["gemm", "sum [8, 2]", "wait"]);
     }
 
     #[test]
@@ -850,7 +904,7 @@ mod tests {
         let rows = 4;
         let mut alone = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
         let score = alone.compute_gradients(&x, &y).unwrap();
-        let mut net = Network::new(OnDevice, arch, Init::Auto, 5).unwrap();
+        let mut net = Network::new(OnDevice::default(), arch, Init::Auto, 5).unwrap();
         let copies = std::rc::Rc::new(Copies { ranks: 3, ..Default::default() });
         let mut reducer = GradientReducer::new(Box::new(copies.clone()), &net).unwrap();
         let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
