@@ -1,6 +1,7 @@
 #![deny(missing_docs)]
 //! The CUDA backend: GEMM through cuBLAS, every other op a CUDA kernel compiled once per
-//! process by NVRTC (`kernels.cu`), all on one stream, every buffer resident on the GPU.
+//! process by NVRTC (`kernels.cu`), all on one stream (NCCL's sums of a data-parallel run on a
+//! second one, ordered against it by events), every buffer resident on the GPU.
 //!
 //! cudarc loads `libcuda`, `libcublas` and `libnvrtc` at run time (its `dynamic-loading`
 //! feature), so this crate builds and its tests run on machines with no CUDA at all; opening the
@@ -242,11 +243,12 @@ impl Cuda {
             )));
         }
         let ctx = CudaContext::new(options.device).map_err(|e| driver_error("opening the device", e))?;
-        // One stream only, so cudarc's per-buffer event tracking is not needed (and would put
-        // event records into every launch).
+        // Every op on one stream (NCCL's, in a data-parallel run, ordered against it by events
+        // of its own), so cudarc's per-buffer event tracking is not needed (and would put event
+        // records into every launch).
         // SAFETY: every buffer and launch of this backend uses the one stream created below;
-        // NCCL's stream of a data-parallel run is ordered against it by events of its own
-        // (`nccl::Communicator`).
+        // NCCL's stream waits for it before each sum and it waits for NCCL's before the work
+        // that follows the sums (`nccl::Communicator`).
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(|e| driver_error("creating a stream", e))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_error("creating the cuBLAS handle", e))?;
@@ -434,6 +436,10 @@ impl<E: CudaFloat> Backend<E> for Cuda {
     }
 
     fn synchronize(&self) -> Result<()> {
+        #[cfg(feature = "nccl")]
+        if let Some(comm) = self.inner.nccl.get() {
+            comm.synchronize()?;
+        }
         self.inner.stream.synchronize().map_err(|e| driver_error("synchronize (a kernel failed?)", e))
     }
 
@@ -442,7 +448,8 @@ impl<E: CudaFloat> Backend<E> for Cuda {
     fn join_ranks(&self, comm: &dyn nabla_core::distributed::Collective) -> Result<bool> {
         if self.inner.nccl.get().is_none() {
             let joined = nccl::Communicator::join(self.inner.stream.clone(), comm)?;
-            // One stream per backend and one caller at a time: nothing else sets it meanwhile.
+            // One communicator per backend and one caller at a time: nothing else sets it
+            // meanwhile.
             let _ = self.inner.nccl.set(joined);
         }
         Ok(true)

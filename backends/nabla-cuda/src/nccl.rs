@@ -92,10 +92,9 @@ impl Communicator {
         }
         comm.broadcast_f64(&mut bytes)?;
         let id = Id::uninit(bytes.map(|b| b as u8 as std::ffi::c_char));
-        let driver = |what: &str, e| nccl_error(&format!("{what} for NCCL"), e);
-        let sums = stream.fork().map_err(|e| driver("creating a stream", e))?;
-        let queued = stream.context().new_event(None).map_err(|e| driver("creating an event", e))?;
-        let summed = stream.context().new_event(None).map_err(|e| driver("creating an event", e))?;
+        let sums = stream.fork().map_err(|e| nccl_error("creating NCCL's stream", e))?;
+        let event = || stream.context().new_event(None).map_err(|e| nccl_error("creating an event for NCCL", e));
+        let (queued, summed) = (event()?, event()?);
         let nccl = Comm::from_rank(sums, comm.rank(), comm.size(), id).map_err(|e| {
             nccl_error(
                 &format!(
@@ -118,9 +117,8 @@ impl Communicator {
     /// the work queued on the backend's stream so far. Returns without waiting.
     pub(crate) fn sum<'a, E: Reducible + 'a>(&self, bufs: impl Iterator<Item = &'a mut CudaSlice<E>>) -> Result<()> {
         let s = self.streams()?;
-        let driver = |what: &str, e| nccl_error(&format!("{what} before a sum"), e);
-        s.queued.record(&s.backend).map_err(|e| driver("recording the backend's work", e))?;
-        s.nccl.stream().wait(&s.queued).map_err(|e| driver("waiting for the backend's work", e))?;
+        let ordered = s.queued.record(&s.backend).and_then(|()| s.nccl.stream().wait(&s.queued));
+        ordered.map_err(|e| nccl_error("ordering NCCL's stream after the backend's", e))?;
         group_start().map_err(|e| nccl_error("ncclGroupStart", e))?;
         let mut bufs = bufs;
         let queued = bufs.try_for_each(|b| {
@@ -131,11 +129,21 @@ impl Communicator {
     }
 
     /// Makes the work queued on the backend's stream from now on wait for every sum started.
+    /// Should the device refuse that, the host waits for the sums instead (no later work may
+    /// touch a buffer being summed) and the refusal is returned.
     pub(crate) fn wait(&self) -> Result<()> {
         let s = self.streams()?;
-        let driver = |what: &str, e| nccl_error(&format!("{what} after the sums"), e);
-        s.summed.record(&s.nccl.stream()).map_err(|e| driver("recording NCCL's work", e))?;
-        s.backend.wait(&s.summed).map_err(|e| driver("waiting for NCCL's work", e))
+        let nccl = s.nccl.stream();
+        let ordered = s.summed.record(&nccl).and_then(|()| s.backend.wait(&s.summed));
+        ordered.map_err(|e| {
+            let unordered = nccl_error("ordering the backend's stream after NCCL's", e);
+            nccl.synchronize().map_or_else(|e| nccl_error("waiting for NCCL's sums", e), |()| unordered)
+        })
+    }
+
+    /// Blocks the host until every sum started is done.
+    pub(crate) fn synchronize(&self) -> Result<()> {
+        self.streams()?.nccl.stream().synchronize().map_err(|e| nccl_error("waiting for NCCL's sums", e))
     }
 }
 

@@ -312,8 +312,10 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
     }
 
     /// Whether each piece's all-reduce starts as soon as backward has produced its gradients
-    /// (the default) or all of them after backward (to measure what the overlap hides). The
-    /// result is the same either way, bit for bit.
+    /// (the default) or all of them after backward (to measure what the overlap hides). Through
+    /// the host the result is the same either way, bit for bit (the same all-reduces); on a
+    /// device (NCCL) one group call may sum in another order than a call per layer, except
+    /// with two ranks.
     pub fn set_overlap(&mut self, on: bool) {
         self.overlap = on;
     }
@@ -438,7 +440,8 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
     }
 
     /// The gradient all-reduces done so far and the seconds spent in them that backward's
-    /// computation did not hide (with overlap off: the whole all-reduce).
+    /// computation did not hide (with overlap off: the whole all-reduce). On a device that sums
+    /// by itself, the host's time in the calls only (the device's work runs asynchronously).
     pub fn reductions(&self) -> (u64, f64) {
         self.reductions
     }
@@ -686,6 +689,7 @@ mod tests {
 
     use crate::backend::{Dims, Gemm};
     use crate::{Activation, Architecture, Init, Loss, Update, reference::Reference};
+    use std::sync::atomic::Ordering;
 
     /// A network of `sizes` and a batch of 4 rows.
     fn problem(sizes: &[usize]) -> (Architecture, Vec<f64>, Vec<f64>) {
@@ -785,12 +789,12 @@ mod tests {
     }
 
     /// The reference backend with a communicator of its own, of two ranks holding the same
-    /// shard: `sum_over_ranks` doubles every buffer (or fails, when `failing`). Logs its GEMMs,
-    /// sums (the buffers' lengths) and waits, in order.
+    /// shard: `sum_over_ranks` doubles every buffer (the sum logged as number `fail_at` fails).
+    /// Logs its GEMMs, sums (the buffers' lengths) and waits, in order.
     #[derive(Default)]
     struct OnDevice {
         log: std::sync::Mutex<Vec<String>>,
-        failing: std::sync::atomic::AtomicBool,
+        fail_at: std::sync::atomic::AtomicUsize,
     }
 
     impl Backend<f64> for OnDevice {
@@ -842,8 +846,9 @@ mod tests {
             Ok(comm.size() == 2)
         }
         fn sum_over_ranks(&self, bufs: &mut [&mut Vec<f64>]) -> Result<()> {
-            self.log.lock().unwrap().push(format!("sum {:?}", bufs.iter().map(|b| b.len()).collect::<Vec<_>>()));
-            if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut log = self.log.lock().unwrap();
+            log.push(format!("sum {:?}", bufs.iter().map(|b| b.len()).collect::<Vec<_>>()));
+            if log.iter().filter(|c| c.starts_with("sum")).count() == self.fail_at.load(Ordering::Relaxed) {
                 return Err(Error::backend("on-device", "the device's sum failed"));
             }
             bufs.iter_mut().for_each(|b| b.iter_mut().for_each(|v| *v *= 2.0));
@@ -888,11 +893,11 @@ mod tests {
         assert!(net.gradients_to_host().unwrap().iter().flatten().all(|&g| g == 0.0));
         // A sum that fails stops backward, and the sums already started are still waited for.
         reducer.set_overlap(true);
-        net.backend().failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        net.backend().fail_at.store(2, Ordering::Relaxed);
         net.backend().log.lock().unwrap().clear();
         let err = reducer.backward_and_reduce(&mut net, &xb, None, 0, 2 * rows).unwrap_err();
         assert!(err.to_string().contains("the device's sum failed"), "{err}");
-        assert_eq!(*net.backend().log.lock().unwrap(), ["gemm", "sum [8, 2]", "wait"]);
+        assert_eq!(*net.backend().log.lock().unwrap(), ["gemm", "sum [8, 2]", "gemm", "sum [20, 4]", "wait"]);
     }
 
     #[test]
