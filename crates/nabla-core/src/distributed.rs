@@ -411,7 +411,7 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
         global_rows: usize,
     ) -> Result<Score> {
         let layers = net.architecture().layers();
-        let started = if self.overlap {
+        let queued = if self.overlap {
             (0..layers).rev().try_for_each(|l| {
                 backward_layer(net, x, local_rows, l, share)?;
                 start_device_sums(net, l..l + 1)
@@ -425,7 +425,7 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
         let waiting = std::time::Instant::now();
         // Also after an error: no later work may touch a buffer still being summed.
         let waited = net.backend().wait_for_sums();
-        started.and(waited)?;
+        queued.and(waited)?;
         self.send.copy_from_slice(&stats);
         E::sum_over(self.comm.as_ref(), &self.send, &mut self.recv)?;
         self.reductions = (self.reductions.0 + 1, self.reductions.1 + waiting.elapsed().as_secs_f64());
@@ -510,14 +510,17 @@ fn backward_layer<E: Element, B: Backend<E>>(
 }
 
 /// Starts the device's sum over the ranks of the gradients of `layers`, in one group call
-/// ([`Backend::sum_over_ranks`]).
+/// ([`Backend::sum_over_ranks`]); one layer's (each step's calls with overlap) allocates nothing.
 fn start_device_sums<E: Element, B: Backend<E>>(net: &mut Network<E, B>, layers: Range<usize>) -> Result<()> {
     let (backend, grads) = net.gradients_mut();
-    let tensors = grads
-        .get_mut(layers.clone())
-        .ok_or_else(|| Error::shape("all_reduce", format!("the network has no layers {layers:?}")))?;
-    let mut bufs: Vec<&mut B::Buf> = tensors.iter_mut().flat_map(|t| [&mut t.weight, &mut t.bias]).collect();
-    backend.sum_over_ranks(&mut bufs)
+    match grads.get_mut(layers.clone()) {
+        Some([g]) => backend.sum_over_ranks(&mut [&mut g.weight, &mut g.bias]),
+        Some(tensors) => {
+            let mut bufs: Vec<&mut B::Buf> = tensors.iter_mut().flat_map(|t| [&mut t.weight, &mut t.bias]).collect();
+            backend.sum_over_ranks(&mut bufs)
+        }
+        None => Err(Error::shape("all_reduce", format!("the network has no layers {layers:?}"))),
+    }
 }
 
 /// `dst ← src`, an error if a backend's host view has another length than its buffer.
