@@ -284,11 +284,11 @@ unsafe fn dispatch<E: Element>(p: &Problem<E>, space: &mut Workspace) {
     {
         /// `blocked::<$v, MR, NV>` compiled with `$features`, run on `p` if `E` is `$v::E`.
         macro_rules! run {
-            ($features:literal, $v:ty, $mr:literal, $nv:literal) => {{
+            ($features:literal, $v:ty, $mr:literal, $nv:literal, $nr:literal) => {{
                 #[target_feature(enable = $features)]
                 unsafe fn with_features(p: &Problem<<$v as Vector>::E>, space: &mut Workspace) {
                     // SAFETY: passed on from `dispatch`'s caller.
-                    unsafe { blocked::<$v, $mr, $nv>(p, space) }
+                    unsafe { blocked::<$v, $mr, $nv, $nr>(p, space) }
                 }
                 if let Some(p) = p.cast::<<$v as Vector>::E>() {
                     // SAFETY: `level()` checked the features at run time; the rest is the caller's.
@@ -298,30 +298,33 @@ unsafe fn dispatch<E: Element>(p: &Problem<E>, space: &mut Workspace) {
         }
         match level() {
             Level::Avx512 => {
-                run!("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma", Avx512F32, 12, 2);
-                run!("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma", Avx512F64, 12, 2);
+                run!("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma", Avx512F32, 12, 2, 32);
+                run!("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma", Avx512F64, 12, 2, 16);
             }
             Level::Avx2 => {
-                run!("avx2,fma", Avx2F32, 6, 2);
-                run!("avx2,fma", Avx2F64, 6, 2);
+                run!("avx2,fma", Avx2F32, 6, 2, 16);
+                run!("avx2,fma", Avx2F64, 6, 2, 8);
             }
             Level::Generic => {}
         }
     }
     // SAFETY: as above; the scalar "vector" needs no instruction set.
-    unsafe { blocked::<Scalar<E>, 4, 4>(p, space) }
+    unsafe { blocked::<Scalar<E>, 4, 4, 4>(p, space) }
 }
 
-/// The blocked product (loops 1–4 of the module documentation) with `MR × (NV·LANES)` tiles.
+/// The blocked product (loops 1–4 of the module documentation) with `MR × NR` tiles, `NR` =
+/// `NV·LANES`.
 ///
 /// # Safety
 /// The operands of `p` must be valid for the elements they name, C writable and not read by
 /// anyone else meanwhile; `space` must have been reserved for `V::E`; the CPU must have the
 /// instruction set of `V`.
 #[inline(always)]
-unsafe fn blocked<V: Vector, const MR: usize, const NV: usize>(p: &Problem<V::E>, space: &mut Workspace) {
-    let nr = NV * V::LANES;
-    debug_assert!(NC.is_multiple_of(nr) && MC.is_multiple_of(MR) && MR * nr <= MAX_TILE);
+unsafe fn blocked<V: Vector, const MR: usize, const NV: usize, const NR: usize>(
+    p: &Problem<V::E>,
+    space: &mut Workspace,
+) {
+    const { assert!(NR == NV * V::LANES && NC.is_multiple_of(NR) && MC.is_multiple_of(MR) && MR * NR <= MAX_TILE) };
     let (a_block, b_block) = space.blocks::<V::E>();
     for pc in (0..p.k).step_by(KC) {
         let kc = KC.min(p.k - pc);
@@ -329,18 +332,18 @@ unsafe fn blocked<V: Vector, const MR: usize, const NV: usize>(p: &Problem<V::E>
         for jc in (0..p.n).step_by(NC) {
             let nc = NC.min(p.n - jc);
             // SAFETY: the block of B lies within op(B); the buffer holds `KC × NC` elements.
-            unsafe { pack(p.b.at(pc, jc), kc, nc, nr, b_block) };
+            unsafe { pack::<V, NR>(p.b.at(pc, jc), kc, nc, b_block) };
             for ic in (0..p.m).step_by(MC) {
                 let mc = MC.min(p.m - ic);
                 // SAFETY: as for B, with `MC × KC`.
-                unsafe { pack(p.a.at(ic, pc).transposed(), kc, mc, MR, a_block) };
+                unsafe { pack::<V, MR>(p.a.at(ic, pc).transposed(), kc, mc, a_block) };
                 for ir in (0..mc).step_by(MR) {
-                    for jr in (0..nc).step_by(nr) {
-                        // SAFETY: strip `ir / MR` of A and `jr / nr` of B were packed above, `kc`
+                    for jr in (0..nc).step_by(NR) {
+                        // SAFETY: strip `ir / MR` of A and `jr / NR` of B were packed above, `kc`
                         // deep; the tile's valid part lies within C.
                         unsafe {
                             let c = p.c.add((ic + ir) * p.ldc + jc + jr);
-                            let (rows, cols) = (MR.min(mc - ir), nr.min(nc - jr));
+                            let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
                             // C's tile is read and written only after the kernel: ask for its
                             // lines now, so that they arrive while the kernel runs.
                             for r in 0..rows {
@@ -350,7 +353,7 @@ unsafe fn blocked<V: Vector, const MR: usize, const NV: usize>(p: &Problem<V::E>
                                 }
                             }
                             let acc = kernel::<V, MR, NV>(kc, a_block.add(ir * kc), b_block.add(jr * kc));
-                            if rows == MR && cols == nr {
+                            if rows == MR && cols == NR {
                                 store::<V, MR, NV>(&acc, c, p.ldc, p.alpha, beta);
                             } else {
                                 store_edge::<V, MR, NV>(&acc, c, p.ldc, (rows, cols), p.alpha, beta);
@@ -448,37 +451,54 @@ unsafe fn store_edge<V: Vector, const MR: usize, const NV: usize>(
     }
 }
 
-/// Packs the `rows × cols` block at `src` into strips of `width` columns: element `(p, jj)` of the
-/// strip starting at column `j0` goes to `dst[j0·rows + p·width + jj]`, zeros past `cols`. B's
-/// block (`kc × nc`, strips `NR` wide) is packed as it is; A's (`mc × kc`, strips `MR` tall) as its
-/// transpose ([`Strided::transposed`]), whose columns are A's rows.
+/// Packs the `rows × cols` block at `src` into strips of `W` columns: element `(p, jj)` of the
+/// strip starting at column `j0` goes to `dst[j0·rows + p·W + jj]`, zeros past `cols`. B's block
+/// (`kc × nc`, strips `NR` wide) is packed as it is; A's (`mc × kc`, strips `MR` tall) as its
+/// transpose ([`Strided::transposed`]), whose columns are A's rows. A whole strip's rows are
+/// copied with a length known at compile time (vector moves, not a `memmove` call per row); a
+/// block whose columns are contiguous (B transposed, A not) is transposed 8 × 8 at a time.
 ///
 /// # Safety
-/// `src` must be valid for the block, `dst` for `rows · cols.next_multiple_of(width)` elements.
+/// `src` must be valid for the block, `dst` for `rows · cols.next_multiple_of(W)` elements; the
+/// CPU must have `V`'s instruction set.
 #[inline(always)]
-unsafe fn pack<E: Element>(src: Strided<E>, rows: usize, cols: usize, width: usize, dst: *mut E) {
+unsafe fn pack<V: Vector, const W: usize>(src: Strided<V::E>, rows: usize, cols: usize, dst: *mut V::E) {
     // SAFETY: every read is within the block, every write within the strips.
     unsafe {
-        for j0 in (0..cols).step_by(width) {
-            let (valid, strip) = (width.min(cols - j0), dst.add(j0 * rows));
+        for j0 in (0..cols).step_by(W) {
+            let (valid, strip) = (W.min(cols - j0), dst.add(j0 * rows));
             let from = src.at(0, j0);
             if from.cs == 1 {
                 // Rows are contiguous: copy `valid` elements per row.
                 for p in 0..rows {
-                    std::ptr::copy_nonoverlapping(from.ptr.add(p * from.rs), strip.add(p * width), valid);
+                    let (row, to) = (from.ptr.add(p * from.rs), strip.add(p * W));
+                    if valid == W {
+                        std::ptr::copy_nonoverlapping(row, to, W);
+                    } else {
+                        std::ptr::copy_nonoverlapping(row, to, valid);
+                    }
                 }
             } else {
-                // Columns are contiguous: gather a row of the strip at a time from `valid`
-                // columns, whose lines stay in L1 over the next rows.
-                for p in 0..rows {
+                // Columns are contiguous: whole strips 8 rows × 8 columns at a time (the last
+                // block of columns moved back to end at `W`: its overlap is written twice, with
+                // the same values), then the other rows one at a time from `valid` columns,
+                // whose lines stay in L1 over the next rows.
+                let blocked = if from.rs == 1 && valid == W && W >= 8 { rows / 8 * 8 } else { 0 };
+                for p0 in (0..blocked).step_by(8) {
+                    for jj0 in (0..W).step_by(8) {
+                        let jj0 = jj0.min(W - 8);
+                        V::transpose_8x8(from.at(p0, jj0).ptr, from.cs, strip.add(p0 * W + jj0), W);
+                    }
+                }
+                for p in blocked..rows {
                     for jj in 0..valid {
-                        *strip.add(p * width + jj) = *from.ptr.add(p * from.rs + jj * from.cs);
+                        *strip.add(p * W + jj) = *from.ptr.add(p * from.rs + jj * from.cs);
                     }
                 }
             }
             for p in 0..rows {
-                for jj in valid..width {
-                    *strip.add(p * width + jj) = E::zero();
+                for jj in valid..W {
+                    *strip.add(p * W + jj) = V::E::of(0.0);
                 }
             }
         }

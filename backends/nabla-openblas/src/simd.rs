@@ -188,6 +188,18 @@ pub(crate) trait Vector {
     unsafe fn prefetch(p: *const Self::E) {
         let _ = p;
     }
+    /// Writes the transpose of the 8 × 8 block at `src` (rows `ss` apart) to `dst` (rows `ds`
+    /// apart): `dst[r·ds + c] = src[c·ss + r]`. Element by element unless the instruction set
+    /// has shuffles for `E` ([`transpose_8x8_f32`]).
+    #[inline(always)]
+    unsafe fn transpose_8x8(src: *const Self::E, ss: usize, dst: *mut Self::E, ds: usize) {
+        for r in 0..8 {
+            for c in 0..8 {
+                // SAFETY: the caller guarantees the eight rows of eight elements at each pointer.
+                unsafe { *dst.add(r * ds + c) = *src.add(c * ss + r) };
+            }
+        }
+    }
 }
 
 /// The baseline "vector": one element, plain multiply and add (no FMA).
@@ -229,7 +241,7 @@ impl<E: Element> Vector for Scalar<E> {
 #[cfg(target_arch = "x86_64")]
 macro_rules! x86_vector {
     ($(#[$meta:meta])* $name:ident: $e:ty, $v:ident, $lanes:expr,
-     $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $mul:ident) => {
+     $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $mul:ident $(, $transpose:ident)?) => {
         $(#[$meta])*
         pub(crate) struct $name;
 
@@ -266,6 +278,12 @@ macro_rules! x86_vector {
             unsafe fn prefetch(p: *const $e) {
                 unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast()) }
             }
+            $(
+            #[inline(always)]
+            unsafe fn transpose_8x8(src: *const $e, ss: usize, dst: *mut $e, ds: usize) {
+                unsafe { $transpose(src, ss, dst, ds) }
+            }
+            )?
         }
     };
 }
@@ -273,7 +291,8 @@ macro_rules! x86_vector {
 #[cfg(target_arch = "x86_64")]
 x86_vector!(
     /// 16 f32 in a ZMM register (AVX-512F).
-    Avx512F32: f32, __m512, 16, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_mul_ps
+    Avx512F32: f32, __m512, 16, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_mul_ps,
+    transpose_8x8_f32
 );
 #[cfg(target_arch = "x86_64")]
 x86_vector!(
@@ -283,7 +302,8 @@ x86_vector!(
 #[cfg(target_arch = "x86_64")]
 x86_vector!(
     /// 8 f32 in a YMM register (AVX2 + FMA).
-    Avx2F32: f32, __m256, 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_mul_ps
+    Avx2F32: f32, __m256, 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_mul_ps,
+    transpose_8x8_f32
 );
 #[cfg(target_arch = "x86_64")]
 x86_vector!(
