@@ -32,7 +32,7 @@ pub enum Trans {
 #[non_exhaustive]
 pub enum GemmProvider {
     /// Time both on the first product of each shape (transposes, sizes, whether β = 0, element
-    /// type) and keep the faster for that shape (nabla's only when at least 15% faster).
+    /// type) and keep the faster for that shape (nabla's only when at least 5% faster).
     #[default]
     Auto,
     /// OpenBLAS's `cblas_?gemm`.
