@@ -57,7 +57,7 @@ const LONG_RUN: f64 = 0.25;
 /// runs 54.2–54.8k samples/s with this margin against 51.1–52.2k with 15%, same session,
 /// alternating runs; W3's choices do not change.) Where OpenBLAS runs narrower kernels than the
 /// CPU's, native times 15–38% faster on every large shape.
-const NATIVE_MARGIN: f64 = 0.95;
+pub const NATIVE_MARGIN: f64 = 0.95;
 /// Shapes the table holds without growing (a network has three per layer and β, plus evaluation).
 const SHAPES: usize = 64;
 

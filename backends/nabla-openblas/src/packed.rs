@@ -282,7 +282,7 @@ fn on_team<E: Element>(
 unsafe fn dispatch<E: Element>(p: &Problem<E>, space: &mut Workspace) {
     #[cfg(target_arch = "x86_64")]
     {
-        /// `blocked::<$v, MR, NV>` compiled with `$features`, run on `p` if `E` is `$v::E`.
+        /// `blocked::<$v, MR, NV, NR>` compiled with `$features`, run on `p` if `E` is `$v::E`.
         macro_rules! run {
             ($features:literal, $v:ty, $mr:literal, $nv:literal, $nr:literal) => {{
                 #[target_feature(enable = $features)]

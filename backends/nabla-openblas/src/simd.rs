@@ -191,6 +191,10 @@ pub(crate) trait Vector {
     /// Writes the transpose of the 8 × 8 block at `src` (rows `ss` apart) to `dst` (rows `ds`
     /// apart): `dst[r·ds + c] = src[c·ss + r]`. Element by element unless the instruction set
     /// has shuffles for `E` ([`transpose_8x8_f32`]).
+    ///
+    /// # Safety
+    /// Rows `src + c·ss` and `dst + r·ds` (`c`, `r` < 8) must each hold 8 elements; the CPU must
+    /// have the instruction set.
     #[inline(always)]
     unsafe fn transpose_8x8(src: *const Self::E, ss: usize, dst: *mut Self::E, ds: usize) {
         for r in 0..8 {

@@ -187,7 +187,7 @@ fn bench_reports_the_cpu_and_the_gemm_provider_of_each_shape() {
     let forward = shapes.iter().find(|s| s["shape"] == "128x512x784-NT").unwrap_or_else(|| panic!("{shapes:?}"));
     assert!(["openblas", "native"].contains(&forward["provider"].as_str().unwrap()), "{forward}");
     let (ob, nat) = (forward["openblas_ms"].as_f64().unwrap(), forward["native_ms"].as_f64().unwrap());
-    let faster = if nat < 0.85 * ob { "native" } else { "openblas" };
+    let faster = if nat < nabla::openblas::choice::NATIVE_MARGIN * ob { "native" } else { "openblas" };
     assert_eq!(forward["provider"], faster, "{forward}");
 
     let o = bench("native");
