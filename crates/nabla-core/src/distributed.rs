@@ -198,10 +198,8 @@ pub struct GradientReducer<E: Element, B: Backend<E>> {
     plan: Vec<Planned>,
     /// Where each layer's gradients lie in the bucket.
     slots: Vec<Slots>,
-    /// For each weight summed where it is (in the plan's order), two buffers of its size: the
-    /// one backward's gradient is swapped into to be sent, and the one the sum arrives in, which
-    /// is swapped into the network afterwards. The three buffers rotate from step to step.
-    spares: Vec<(B::Buf, B::Buf)>,
+    /// For each weight summed where it is, in the plan's order (from the top layer down).
+    spares: Vec<Spare<B::Buf>>,
     /// Whether each piece's all-reduce starts during backward (else after it, one by one).
     overlap: bool,
     /// Whether the backend sums the gradients on its device with a communicator of its own
@@ -248,6 +246,19 @@ struct Planned {
     lowest: usize,
 }
 
+/// The buffers of a weight gradient summed where backward wrote it. The gradient is sent from
+/// its own buffer and the sum arrives in `summed`, which then takes its place in the network;
+/// the sent buffer becomes the next step's `summed`. Two buffers of the gradient's size, not
+/// three: the network holds an empty stand-in while its gradient is being sent.
+#[derive(Debug)]
+struct Spare<Buf> {
+    /// Empty between steps; during one, the sent gradient (the network holding this empty
+    /// buffer meanwhile, which the layers below never read).
+    sent: Buf,
+    /// A buffer of the gradient's size that the sum arrives in.
+    summed: Buf,
+}
+
 /// Where a layer's gradients lie in the bucket (the weight's `None` when it is a piece of its own).
 #[derive(Clone, Copy, Debug, Default)]
 struct Slots {
@@ -275,7 +286,7 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
                 // The bucket so far (this layer's bias included) goes first, then the weight.
                 plan.push(Planned { part: Part::Bucket { start, end }, lowest: l });
                 plan.push(Planned { part: Part::Weight(l), lowest: l });
-                spares.push((backend.alloc(weights)?, backend.alloc(weights)?));
+                spares.push(Spare { sent: backend.alloc(0)?, summed: backend.alloc(weights)? });
                 start = end;
             } else {
                 slots[l].weight = Some(end);
@@ -369,10 +380,15 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
             step.backward_down_to(net, 0)?;
         }
         let plan = &self.plan;
-        E::sum_pieces_over(self.comm.as_ref(), plan.len(), &mut |i| {
+        let summed = E::sum_pieces_over(self.comm.as_ref(), plan.len(), &mut |i| {
             step.hand_over(net, *plan.get(i).ok_or_else(|| misplaced(i))?)
-        })?;
-        let waited = started.elapsed().as_secs_f64() - step.computing;
+        });
+        let computing = step.computing;
+        if let Err(e) = summed {
+            self.put_back_sent(net);
+            return Err(e);
+        }
+        let waited = started.elapsed().as_secs_f64() - computing;
         self.reductions = (self.reductions.0 + 1, self.reductions.1 + waited.max(0.0));
         // The sums into the network: the bucket's copied, the large weights' swapped in.
         let (backend, grads) = net.gradients_mut();
@@ -381,8 +397,11 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
         for (g, slots) in grads.iter_mut().zip(&self.slots) {
             for (at, t) in [(slots.weight, &mut g.weight), (Some(slots.bias), &mut g.bias)] {
                 let Some(at) = at else {
-                    let (_, summed) = spares.next().ok_or_else(|| misplaced(0))?;
-                    std::mem::swap(t, summed);
+                    let spare = spares.next().ok_or_else(|| misplaced(0))?;
+                    // The network's empty stand-in ↔ the sum, then the sent gradient becomes
+                    // the next step's buffer for the sum.
+                    std::mem::swap(t, &mut spare.summed);
+                    std::mem::swap(&mut spare.summed, &mut spare.sent);
                     continue;
                 };
                 let src = self.recv.get(at..at + backend.len(t)).ok_or_else(|| misplaced(at))?;
@@ -393,6 +412,19 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
             }
         }
         Ok(self.global_score(global_rows))
+    }
+
+    /// After a failed all-reduce: every weight gradient that was being sent goes back into the
+    /// network (unsummed), so that no layer is left with the empty stand-in.
+    fn put_back_sent(&mut self, net: &mut Network<E, B>) {
+        let (backend, grads) = net.gradients_mut();
+        let own_piece = grads.iter_mut().zip(&self.slots).filter(|(_, s)| s.weight.is_none()).map(|(g, _)| g);
+        // The spares were made from the top layer down.
+        for (g, spare) in own_piece.zip(self.spares.iter_mut().rev()) {
+            if backend.len(&spare.sent) > 0 {
+                std::mem::swap(&mut g.weight, &mut spare.sent);
+            }
+        }
     }
 
     /// [`GradientReducer::backward_and_reduce`] on a backend that sums on its device: the
@@ -554,7 +586,7 @@ struct Step<'a, E: Element, B: Backend<E>> {
     recv: &'a mut [E],
     /// Bucket values before `send` and `recv`, already handed over.
     handed: usize,
-    spares: std::slice::IterMut<'a, (B::Buf, B::Buf)>,
+    spares: std::slice::IterMut<'a, Spare<B::Buf>>,
     /// Seconds spent in backward's computation.
     computing: f64,
 }
@@ -599,14 +631,14 @@ impl<'a, E: Element, B: Backend<E>> Step<'a, E, B> {
                 Ok(Piece { send, recv })
             }
             Part::Weight(l) => {
-                let (local, summed) = self.spares.next().ok_or_else(|| misplaced(l))?;
+                let Spare { sent, summed } = self.spares.next().ok_or_else(|| misplaced(l))?;
                 let (backend, grads) = net.gradients_mut();
-                // The gradient backward wrote goes to the all-reduce; the network keeps a spare
-                // (stale, replaced by the sum afterwards), which the layers below never read.
-                std::mem::swap(&mut grads[l].weight, local);
-                let local: &'a B::Buf = local;
+                // The gradient backward wrote goes to the all-reduce; the network keeps the empty
+                // stand-in (replaced by the sum afterwards), which the layers below never read.
+                std::mem::swap(&mut grads[l].weight, sent);
+                let sent: &'a B::Buf = sent;
                 let no_host = || Error::invalid("all_reduce", "the backend's gradient buffers are not in host memory");
-                let send = backend.host_view(local).ok_or_else(no_host)?;
+                let send = backend.host_view(sent).ok_or_else(no_host)?;
                 let recv = backend.host_view_mut(summed).ok_or_else(no_host)?;
                 Ok(Piece { send, recv })
             }
@@ -703,11 +735,13 @@ mod tests {
     }
 
     /// `ranks` ranks that hold the same shard: every sum is `ranks` times this rank's values.
-    /// Records the length of each piece, in the order they come.
+    /// Records the length of each piece, in the order they come; the piece numbered `fail_at`
+    /// (from 0, counted over the steps) fails.
     #[derive(Default)]
     struct Copies {
         ranks: usize,
         pieces: std::cell::RefCell<Vec<usize>>,
+        fail_at: std::cell::Cell<Option<usize>>,
     }
 
     /// Two such ranks.
@@ -732,6 +766,9 @@ mod tests {
         }
         fn sum_pieces_f64<'a>(&self, count: usize, next: NextPiece<'_, 'a, f64>) -> Result<()> {
             sum_each(count, next, |s, r| {
+                if self.fail_at.get() == Some(self.pieces.borrow().len()) {
+                    return Err(Error::backend("copies", "the all-reduce failed"));
+                }
                 self.pieces.borrow_mut().push(s.len());
                 self.sum_f64(s, r)
             })
@@ -780,6 +817,10 @@ mod tests {
                 );
                 assert_eq!(reducer.reductions().0, i as u64 + 1);
             }
+            // One buffer of ∂W²'s size beside the network's for the sum (the sent one's stand-in
+            // is empty).
+            let spare: usize = reducer.spares.iter().map(|s| s.sent.len() + s.summed.len()).sum();
+            assert_eq!(spare, if pieces.len() == 3 { 300_000 } else { 0 }, "{sizes:?}");
             // An empty shard contributes zeros, through the bucket and in place alike.
             reducer.backward_and_reduce(&mut net, &xb, None, 0, 2 * rows).unwrap();
             assert!(net.gradients_to_host().unwrap().iter().flatten().all(|&g| g == 0.0), "{sizes:?}");
@@ -789,6 +830,36 @@ mod tests {
             let err = reducer.backward_and_reduce(&mut other, &xb, None, 0, 2 * rows).unwrap_err();
             assert!(err.to_string().contains("made for layers"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_failed_all_reduce_leaves_every_gradient_in_the_network() {
+        // 3-600-500-2: ∂W² is sent from its own buffer as the second of three pieces; the third
+        // fails. The network must get ∂W² back, not keep the empty stand-in.
+        let (arch, x, y) = problem(&[3, 600, 500, 2]);
+        let rows = 4;
+        let mut alone = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
+        alone.compute_gradients(&x, &y).unwrap();
+        let expected = alone.gradients_to_host().unwrap();
+        let mut net = Network::new(Reference, arch, Init::Auto, 5).unwrap();
+        let twin = std::rc::Rc::new(twin());
+        twin.fail_at.set(Some(2));
+        let mut reducer = GradientReducer::new(Box::new(twin.clone()), &net).unwrap();
+        let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
+        let mut step = |net: &mut Network<f64, Reference>| {
+            net.forward(&xb, rows, Mode::Eval).unwrap();
+            net.output_error(&yb, rows).unwrap();
+            let local = net.score().unwrap();
+            reducer.backward_and_reduce(net, &xb, Some(local), rows, 2 * rows)
+        };
+        let err = step(&mut net).unwrap_err();
+        assert!(err.to_string().contains("the all-reduce failed"), "{err}");
+        let lengths = |g: &[Vec<f64>]| g.iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(lengths(&net.gradients_to_host().unwrap()), lengths(&expected));
+        // The next step sums as if nothing had happened.
+        twin.fail_at.set(None);
+        step(&mut net).unwrap();
+        assert_eq!(net.gradients_to_host().unwrap(), expected);
     }
 
     /// The reference backend with a communicator of its own, of two ranks holding the same
