@@ -23,7 +23,7 @@ use crate::backend::Backend;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::memory;
-use crate::network::{Mode, Network, Score};
+use crate::network::{Mode, Network, Score, Tensors};
 use crate::optim::Optimizer;
 
 /// The collective operations data parallelism needs, over all ranks of one job. Implemented
@@ -383,27 +383,27 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
         let summed = E::sum_pieces_over(self.comm.as_ref(), plan.len(), &mut |i| {
             step.hand_over(net, *plan.get(i).ok_or_else(|| misplaced(i))?)
         });
-        let computing = step.computing;
+        let (computing, unsent) = (step.computing, step.spares.len());
+        let sent = self.spares.len() - unsent;
+        let (backend, grads) = net.gradients_mut();
+        let own = own_pieces(grads, &self.slots, &mut self.spares).take(sent);
         if let Err(e) = summed {
-            self.put_back_sent(net);
+            // The gradients being sent go back into the network, unsummed.
+            own.for_each(|(g, spare)| std::mem::swap(g, &mut spare.sent));
             return Err(e);
+        }
+        // The large weights' sums go into the network (in place of the empty stand-ins), and
+        // each sent gradient becomes the next step's buffer for the sum; nothing here can fail.
+        for (g, spare) in own {
+            std::mem::swap(g, &mut spare.summed);
+            std::mem::swap(&mut spare.summed, &mut spare.sent);
         }
         let waited = started.elapsed().as_secs_f64() - computing;
         self.reductions = (self.reductions.0 + 1, self.reductions.1 + waited.max(0.0));
-        // The sums into the network: the bucket's copied, the large weights' swapped in.
-        let (backend, grads) = net.gradients_mut();
-        // The spares were made from the top layer down.
-        let mut spares = self.spares.iter_mut().rev();
+        // The bucket's sums copied into the network.
         for (g, slots) in grads.iter_mut().zip(&self.slots) {
             for (at, t) in [(slots.weight, &mut g.weight), (Some(slots.bias), &mut g.bias)] {
-                let Some(at) = at else {
-                    let spare = spares.next().ok_or_else(|| misplaced(0))?;
-                    // The network's empty stand-in ↔ the sum, then the sent gradient becomes
-                    // the next step's buffer for the sum.
-                    std::mem::swap(t, &mut spare.summed);
-                    std::mem::swap(&mut spare.summed, &mut spare.sent);
-                    continue;
-                };
+                let Some(at) = at else { continue };
                 let src = self.recv.get(at..at + backend.len(t)).ok_or_else(|| misplaced(at))?;
                 match backend.host_view_mut(t) {
                     Some(host) => copy(host, src)?,
@@ -412,19 +412,6 @@ impl<E: Element, B: Backend<E>> GradientReducer<E, B> {
             }
         }
         Ok(self.global_score(global_rows))
-    }
-
-    /// After a failed all-reduce: every weight gradient that was being sent goes back into the
-    /// network (unsummed), so that no layer is left with the empty stand-in.
-    fn put_back_sent(&mut self, net: &mut Network<E, B>) {
-        let (backend, grads) = net.gradients_mut();
-        let own_piece = grads.iter_mut().zip(&self.slots).filter(|(_, s)| s.weight.is_none()).map(|(g, _)| g);
-        // The spares were made from the top layer down.
-        for (g, spare) in own_piece.zip(self.spares.iter_mut().rev()) {
-            if backend.len(&spare.sent) > 0 {
-                std::mem::swap(&mut g.weight, &mut spare.sent);
-            }
-        }
     }
 
     /// [`GradientReducer::backward_and_reduce`] on a backend that sums on its device: the
@@ -553,6 +540,16 @@ fn start_device_sums<E: Element, B: Backend<E>>(net: &mut Network<E, B>, layers:
         }
         None => Err(Error::shape("all_reduce", format!("the network has no layers {layers:?}"))),
     }
+}
+
+/// The weight gradients summed where backward wrote them, each with its spare, from the top
+/// layer down (the order the spares were made and are handed over in).
+fn own_pieces<'a, Buf>(
+    grads: &'a mut [Tensors<Buf>],
+    slots: &'a [Slots],
+    spares: &'a mut [Spare<Buf>],
+) -> impl Iterator<Item = (&'a mut Buf, &'a mut Spare<Buf>)> {
+    grads.iter_mut().zip(slots).rev().filter(|(_, s)| s.weight.is_none()).map(|(g, _)| &mut g.weight).zip(spares)
 }
 
 /// `dst ← src`, an error if a backend's host view has another length than its buffer.
@@ -834,32 +831,38 @@ mod tests {
 
     #[test]
     fn a_failed_all_reduce_leaves_every_gradient_in_the_network() {
-        // 3-600-500-2: ∂W² is sent from its own buffer as the second of three pieces; the third
-        // fails. The network must get ∂W² back, not keep the empty stand-in.
+        // 3-600-500-2: ∂W² (tensor 2) is sent from its own buffer as the second of three
+        // pieces. Whether its own sum fails (piece 1) or the next one does (piece 2), with or
+        // without overlap, the network gets its unsummed ∂W² back, not the empty stand-in.
         let (arch, x, y) = problem(&[3, 600, 500, 2]);
         let rows = 4;
         let mut alone = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
         alone.compute_gradients(&x, &y).unwrap();
         let expected = alone.gradients_to_host().unwrap();
-        let mut net = Network::new(Reference, arch, Init::Auto, 5).unwrap();
-        let twin = std::rc::Rc::new(twin());
-        twin.fail_at.set(Some(2));
-        let mut reducer = GradientReducer::new(Box::new(twin.clone()), &net).unwrap();
-        let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
-        let mut step = |net: &mut Network<f64, Reference>| {
-            net.forward(&xb, rows, Mode::Eval).unwrap();
-            net.output_error(&yb, rows).unwrap();
-            let local = net.score().unwrap();
-            reducer.backward_and_reduce(net, &xb, Some(local), rows, 2 * rows)
-        };
-        let err = step(&mut net).unwrap_err();
-        assert!(err.to_string().contains("the all-reduce failed"), "{err}");
-        let lengths = |g: &[Vec<f64>]| g.iter().map(Vec::len).collect::<Vec<_>>();
-        assert_eq!(lengths(&net.gradients_to_host().unwrap()), lengths(&expected));
-        // The next step sums as if nothing had happened.
-        twin.fail_at.set(None);
-        step(&mut net).unwrap();
-        assert_eq!(net.gradients_to_host().unwrap(), expected);
+        for (fail_at, overlap) in [(1, true), (1, false), (2, true), (2, false)] {
+            let mut net = Network::new(Reference, arch.clone(), Init::Auto, 5).unwrap();
+            let twin = std::rc::Rc::new(twin());
+            twin.fail_at.set(Some(fail_at));
+            let mut reducer = GradientReducer::new(Box::new(twin.clone()), &net).unwrap();
+            reducer.set_overlap(overlap);
+            let (xb, yb) = (net.backend().upload(&x).unwrap(), net.backend().upload(&y).unwrap());
+            let mut step = |net: &mut Network<f64, Reference>| {
+                net.forward(&xb, rows, Mode::Eval).unwrap();
+                net.output_error(&yb, rows).unwrap();
+                let local = net.score().unwrap();
+                reducer.backward_and_reduce(net, &xb, Some(local), rows, 2 * rows)
+            };
+            let err = step(&mut net).unwrap_err();
+            assert!(err.to_string().contains("the all-reduce failed"), "{err}");
+            // This rank's share: exactly ½ of the global gradient.
+            let half: Vec<f64> = expected[2].iter().map(|g| g / 2.0).collect();
+            assert_eq!(net.gradients_to_host().unwrap()[2], half, "piece {fail_at} failed, overlap {overlap}");
+            // The next step sums as if nothing had happened (after a failure at piece 1, no sum
+            // of ∂W² had arrived yet: a step that skipped it would leave zeros).
+            twin.fail_at.set(None);
+            step(&mut net).unwrap();
+            assert_eq!(net.gradients_to_host().unwrap(), expected, "piece {fail_at} failed, overlap {overlap}");
+        }
     }
 
     /// The reference backend with a communicator of its own, of two ranks holding the same
