@@ -152,8 +152,10 @@ impl<E: Element, B: Backend<E>> Network<E, B> {
         for ((p, g), state) in self.params.iter_mut().zip(&self.grads).zip(opt.state.chunks_exact_mut(2)) {
             let (sw, sb) = state.split_at_mut(1);
             let b = &self.backend;
-            with_state_refs(&mut sw[0], |s| b.update(&uw, b.len(&g.weight), &mut p.weight, &g.weight, s))?;
-            with_state_refs(&mut sb[0], |s| b.update(&ub, b.len(&g.bias), &mut p.bias, &g.bias, s))?;
+            // Every parameter is updated: a gradient buffer shorter than it is an error, not
+            // a shorter update.
+            with_state_refs(&mut sw[0], |s| b.update(&uw, b.len(&p.weight), &mut p.weight, &g.weight, s))?;
+            with_state_refs(&mut sb[0], |s| b.update(&ub, b.len(&p.bias), &mut p.bias, &g.bias, s))?;
         }
         Ok(())
     }

@@ -194,4 +194,20 @@ mod tests {
         }
         assert!(net.layer_values(2, LayerValue::Z, 2).is_err(), "no layer 2");
     }
+
+    /// The update covers every parameter: a gradient buffer shorter than its weight (as the
+    /// data-parallel reducer's empty stand-in would be, were it left behind) is a shape error,
+    /// not a silently shorter update.
+    #[test]
+    fn an_update_with_a_short_gradient_is_an_error() {
+        let arch = Architecture::new(&[2, 3, 2], Activation::Tanh, Loss::Mse).unwrap();
+        let mut net = Network::new(Reference, arch, Init::Auto, 3).unwrap();
+        net.compute_gradients(&[0.5_f64, -1.0], &[1.0, 0.0]).unwrap();
+        let mut opt = net.optimizer(crate::OptimizerConfig::named("adam", 0.01).unwrap()).unwrap();
+        let before = net.parameters_to_host().unwrap();
+        net.gradients_mut().1[1].weight = Vec::new();
+        let err = net.update(&mut opt).unwrap_err();
+        assert!(err.to_string().contains("update"), "{err}");
+        assert_eq!(net.parameters_to_host().unwrap()[2], before[2], "layer 1's weights untouched");
+    }
 }
