@@ -248,8 +248,8 @@ struct Planned {
 
 /// The buffers of a weight gradient summed where backward wrote it. The gradient is sent from
 /// its own buffer and the sum arrives in `summed`, which then takes its place in the network;
-/// the sent buffer becomes the next step's `summed`. Two buffers of the gradient's size, not
-/// three: the network holds an empty stand-in while its gradient is being sent.
+/// the sent buffer becomes the next step's `summed`. One buffer of the gradient's size beside
+/// the network's: the network holds an empty stand-in while its gradient is being sent.
 #[derive(Debug)]
 struct Spare<Buf> {
     /// Empty between steps; during one, the sent gradient (the network holding this empty
